@@ -1,0 +1,45 @@
+/* The daemon's INI configuration (libinih). See README.md "Configuration". */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum login_api {
+	LOGIN_API_V1,
+	LOGIN_API_V2,
+};
+
+struct config {
+	char *path; /* the file read, or NULL when none was given */
+
+	/* [regscale] */
+	char *url;           /* RegScale base URL, without trailing slash */
+	char *username;
+	char *password_file;
+	char *token_file;    /* service-account token */
+	char *ca_file;
+	char *proxy;
+	enum login_api login_api;
+	uint64_t connect_timeout_sec; /* default 10 */
+	uint64_t total_timeout_sec;   /* default 30 */
+	uint64_t default_lifetime_sec; /* used when a token has no exp; default 86400 */
+
+	/* [daemon] */
+	char *socket;
+	char **allow_users;  /* NULL-terminated lists, NULL when unset */
+	char **allow_groups;
+	char **admin_users;
+	char **admin_groups;
+};
+
+/* Fills *ret with defaults (every string NULL, timeouts as documented). */
+void config_init(struct config *ret);
+
+/* Loads path into *c (which config_init() prepared), replacing the values it sets. On
+ * error returns -EINVAL (or -errno if the file cannot be read) and writes one line naming
+ * the file, line and key (e.g. "/etc/x.conf:7: [regscale] connect_timeout: not a number")
+ * into errbuf. Unknown sections and keys are errors. */
+int config_load(struct config *c, const char *path, char *errbuf, size_t errlen);
+
+/* Frees everything c owns and re-initialises it. */
+void config_done(struct config *c);

@@ -1,0 +1,28 @@
+/* Reading the claims of a JWT (header.payload.signature, base64url). The signature is not
+ * verified: the daemon is not the audience, RegScale is; it only needs exp, iat and the
+ * user id to know when the token stops being useful. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JWT_MAX_USER_ID 128
+
+struct jwt_claims {
+	bool has_exp;
+	int64_t exp; /* unix seconds */
+	bool has_iat;
+	int64_t iat; /* unix seconds */
+	/* "id" claim (RegScale's user id), else "sub", else empty; printable ASCII only. */
+	char user_id[JWT_MAX_USER_ID + 1];
+};
+
+/* Returns true if token[0..len) has the shape of a JWT: three non-empty base64url parts
+ * separated by two dots, nothing else, at most PROTO_MAX_TOKEN bytes. */
+bool jwt_well_formed(const char *token, size_t len);
+
+/* Parses the claims of token[0..len). Returns 0 and fills *ret, or -EINVAL with a static
+ * reason in *ret_message (not well formed, bad base64url, header or payload not a JSON
+ * object, exp/iat not a number). Never copies the token itself to the heap. */
+int jwt_parse(const char *token, size_t len, struct jwt_claims *ret, const char **ret_message);

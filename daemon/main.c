@@ -1,0 +1,254 @@
+/* regscale-tokend: holds a RegScale token encrypted in memory and serves it to local
+ * clients over a Unix socket. Runs in the foreground; see README.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/log.h"
+#include "daemon/server.h"
+#include "daemon/source.h"
+#include "daemon/tokend.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: regscale-tokend [OPTIONS]\n"
+		"\n"
+		"Keeps a RegScale token encrypted in memory and serves it to local clients over\n"
+		"a Unix socket. Runs in the foreground; logs to stderr.\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE   read the configuration from FILE (INI)\n"
+		"  -s, --socket PATH   listen on PATH (overrides [daemon] socket)\n"
+		"  -d, --debug         log debug lines too\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Default socket: $XDG_RUNTIME_DIR/regscale-token/default.sock, or\n"
+		"/run/regscale-token/default.sock when run as root.\n");
+}
+
+/* Returns the default socket path in a new string, or NULL with a logged reason. */
+static char *default_socket_path(void)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char *path = NULL;
+
+	if (getuid() == 0)
+		return strdup("/run/regscale-token/default.sock");
+	if (!xdg || xdg[0] != '/') {
+		log_error("XDG_RUNTIME_DIR is not set; pass --socket PATH or set [daemon] socket");
+		return NULL;
+	}
+	if (asprintf(&path, "%s/regscale-token/default.sock", xdg) < 0)
+		return NULL;
+	return path;
+}
+
+static int reload(struct tokend *d)
+{
+	struct config fresh;
+	char err[512];
+	int r;
+
+	(void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		(unsigned long long)now_monotonic_usec());
+	if (d->config.path) {
+		config_init(&fresh);
+		r = config_load(&fresh, d->config.path, err, sizeof(err));
+		if (r < 0) {
+			log_error("reload: %s; keeping the previous configuration", err);
+			config_done(&fresh);
+		} else {
+			if ((fresh.socket && d->config.socket &&
+					strcmp(fresh.socket, d->config.socket) != 0))
+				log_warning("reload: a new socket path takes effect on restart only");
+			free(fresh.socket);
+			fresh.socket = d->config.socket;
+			d->config.socket = NULL;
+			config_done(&d->config);
+			d->config = fresh;
+		}
+	}
+	d->source = source_free(d->source);
+	r = source_new(d, &d->source);
+	if (r >= 0) {
+		(void)source_load(d->source);
+		(void)source_watch(d->source);
+	}
+	tokend_update_status(d);
+	(void)sd_notify(0, "READY=1");
+	return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct tokend *d = userdata;
+
+	if (si->ssi_signo == SIGHUP) {
+		log_info("SIGHUP: reloading configuration and token");
+		return reload(d);
+	}
+	log_info("%s: shutting down", strsignal((int)si->ssi_signo));
+	(void)sd_notify(0, "STOPPING=1");
+	server_shutdown(d->server);
+	return 0;
+}
+
+/* Makes the process unreadable to same-uid ptrace and core dumps: it holds secrets. */
+static void harden_process(void)
+{
+	struct rlimit no_core = {0, 0};
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_warning_errno(-errno, "cannot disable core dumps (PR_SET_DUMPABLE)");
+	if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+		log_warning_errno(-errno, "cannot set RLIMIT_CORE to 0");
+}
+
+static int setup_socket(struct tokend *d, const char *socket_arg)
+{
+	char *path;
+	int n, r;
+
+	r = server_new(d, &d->server);
+	if (r < 0)
+		return r;
+	n = sd_listen_fds(1);
+	if (n < 0)
+		return log_error_errno(n, "cannot read the sockets passed by systemd");
+	if (n > 1)
+		return log_error_errno(-EINVAL, "expected one socket from systemd, got %d", n);
+	if (n == 1) {
+		if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)
+			return log_error_errno(-EINVAL, "the socket passed by systemd is not a "
+							"listening Unix stream socket");
+		log_info("serving on the socket passed by systemd");
+		return server_listen_fd(d->server, SD_LISTEN_FDS_START);
+	}
+	if (socket_arg)
+		path = strdup(socket_arg);
+	else if (d->config.socket)
+		path = strdup(d->config.socket);
+	else
+		path = default_socket_path();
+	if (!path)
+		return -ENOMEM;
+	r = server_listen_path(d->server, path);
+	if (r >= 0)
+		log_info("serving on %s", path);
+	free(path);
+	return r;
+}
+
+static int run(const char *config_path, const char *socket_arg)
+{
+	sd_event *e = NULL;
+	struct tokend *d = NULL;
+	sigset_t mask;
+	char err[512];
+	int r;
+
+	r = sd_event_default(&e);
+	if (r < 0) {
+		log_error_errno(r, "cannot create the event loop");
+		goto out;
+	}
+	r = tokend_new(e, &d);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up secure memory");
+		goto out;
+	}
+	if (config_path) {
+		r = config_load(&d->config, config_path, err, sizeof(err));
+		if (r < 0) {
+			log_error("%s", err);
+			goto out;
+		}
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, d)) < 0 ||
+			(r = sd_event_add_signal(e, NULL, SIGINT, on_signal, d)) < 0 ||
+			(r = sd_event_add_signal(e, NULL, SIGHUP, on_signal, d)) < 0) {
+		log_error_errno(r, "cannot watch signals");
+		goto out;
+	}
+
+	r = setup_socket(d, socket_arg);
+	if (r < 0)
+		goto out;
+
+	/* A missing or bad token is not fatal: the daemon answers no_token with the reason
+	 * and picks the token up as soon as the file is fixed. */
+	if (source_new(d, &d->source) >= 0) {
+		(void)source_load(d->source);
+		(void)source_watch(d->source);
+	}
+	tokend_update_status(d);
+	(void)sd_notify(0, "READY=1");
+
+	r = sd_event_loop(e);
+	if (r < 0)
+		log_error_errno(r, "event loop failed");
+out:
+	tokend_free(d);
+	sd_event_unref(e);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"socket", required_argument, NULL, 's'},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	const char *config_path = NULL, *socket_arg = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:s:dhV", options, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 's':
+			socket_arg = optarg;
+			break;
+		case 'd':
+			log_set_debug(1);
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("regscale-tokend %s\n", RT_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			fprintf(stderr, "Try 'regscale-tokend --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "regscale-tokend: unexpected argument \"%s\"; try --help\n",
+			argv[optind]);
+		return 2;
+	}
+	harden_process();
+	return run(config_path, socket_arg);
+}

@@ -1,0 +1,39 @@
+/* Secret bytes (JWT, password, service token) in libsodium guarded memory: locked, excluded
+ * from core dumps, wiped on free. Nothing secret is ever held in ordinary heap memory. */
+#pragma once
+
+#include <stddef.h>
+#include <string.h>
+
+struct secret {
+	size_t len;  /* bytes used, data[len] is always '\0' */
+	size_t size; /* bytes available in data, including room for the terminating NUL */
+	char data[];
+};
+
+/* Returns a zeroed secret with room for size-1 bytes plus a NUL, in sodium_malloc memory,
+ * owned by the caller (secret_free), or NULL when out of memory. */
+struct secret *secret_new(size_t size);
+
+/* Returns a new secret holding a copy of data[0..len), or NULL when out of memory. */
+struct secret *secret_new_from(const void *data, size_t len);
+
+/* Wipes and frees s (NULL is fine). Returns NULL. */
+struct secret *secret_free(struct secret *s);
+
+/* Wipes the bytes in use and marks s empty, keeping its memory for reuse. */
+static inline void secret_clear(struct secret *s)
+{
+	explicit_bzero(s->data, s->len);
+	s->len = 0;
+}
+
+static inline void secret_freep(struct secret **s)
+{
+	*s = secret_free(*s);
+}
+
+/* Reads the file at path into a new secret with read(2) (no stdio buffers), removing
+ * trailing whitespace (newline, CR, spaces). Returns 0 and the secret in *ret, -EFBIG if
+ * the file is longer than max bytes, -ENODATA if it is empty after trimming, or -errno. */
+int secret_read_file(const char *path, size_t max, struct secret **ret);

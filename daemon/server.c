@@ -1,0 +1,497 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+
+#include "daemon/log.h"
+#include "daemon/ops.h"
+#include "daemon/server.h"
+#include "proto/linebuf.h"
+#include "proto/proto.h"
+#include "proto/util.h"
+
+/* Replies a client has not read yet are kept up to this many bytes; a client that lets
+ * more pile up (it pipelines requests but never reads) is disconnected. */
+#define CONN_MAX_PENDING (4 * PROTO_MAX_LINE)
+
+/* How long the daemon waits for pending replies to drain on shutdown. */
+#define SHUTDOWN_GRACE_USEC (2 * 1000000ULL)
+
+/* How long a refused client has to read its error reply before it is dropped. */
+#define CLOSE_GRACE_USEC (5 * 1000000ULL)
+
+/* Pause before accepting again after running out of file descriptors. */
+#define ACCEPT_RETRY_USEC (100 * 1000ULL)
+
+struct conn {
+	struct server *server;
+	struct conn *prev, *next;
+	int fd;
+	struct ucred peer;
+	sd_event_source *io;
+	sd_event_source *idle;
+	struct linebuf in;
+	struct secret *out; /* reply bytes not sent yet (may hold a token), NULL when none */
+	size_t out_off;
+	bool closing; /* close as soon as out is drained */
+};
+
+struct server {
+	struct tokend *d;
+	int listen_fd;
+	sd_event_source *listen;
+	sd_event_source *accept_retry;
+	sd_event_source *grace;
+	char *path;      /* socket file we created and must unlink, or NULL */
+	ino_t path_ino;  /* ... as long as it is still the one we created */
+	struct conn *conns;
+	unsigned n_conns;
+	bool shutting_down;
+	uint64_t last_accept_warning;
+};
+
+static void conn_process(struct conn *c);
+
+static struct conn *conn_free(struct conn *c)
+{
+	struct server *s;
+
+	if (!c)
+		return NULL;
+	s = c->server;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_conns--;
+
+	sd_event_source_disable_unref(c->io);
+	sd_event_source_disable_unref(c->idle);
+	if (c->fd >= 0)
+		close(c->fd);
+	linebuf_done(&c->in);
+	secret_free(c->out);
+	free(c);
+
+	if (s->shutting_down && s->n_conns == 0)
+		sd_event_exit(s->d->event, 0);
+	return NULL;
+}
+
+/* Sends what is pending. Returns 1 when everything went out, 0 when the socket is full,
+ * or -errno when the client is gone. */
+static int conn_flush(struct conn *c)
+{
+	while (c->out && c->out_off < c->out->len) {
+		ssize_t n = send(c->fd, c->out->data + c->out_off, c->out->len - c->out_off,
+			MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -errno;
+		}
+		c->out_off += (size_t)n;
+	}
+	c->out = secret_free(c->out);
+	c->out_off = 0;
+	return 1;
+}
+
+/* Queues data[0..len) after what is pending and tries to send. Returns 0 or -errno when
+ * the connection must be dropped. */
+static int conn_send(struct conn *c, const char *data, size_t len)
+{
+	size_t pending = c->out ? c->out->len - c->out_off : 0;
+	struct secret *out;
+	int r;
+
+	if (pending == 0) {
+		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (n == (ssize_t)len)
+			return 0;
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		}
+	}
+	if (pending + len > CONN_MAX_PENDING)
+		return -ENOBUFS;
+	/* Pending bytes may carry a token: they wait in guarded memory too. */
+	out = secret_new(pending + len + 1);
+	if (!out)
+		return -ENOMEM;
+	if (pending)
+		memcpy(out->data, c->out->data + c->out_off, pending);
+	memcpy(out->data + pending, data, len);
+	out->len = pending + len;
+	secret_free(c->out);
+	c->out = out;
+	c->out_off = 0;
+	r = sd_event_source_set_io_events(c->io, EPOLLOUT);
+	return r < 0 ? r : 0;
+}
+
+/* Sends the reply the ops module left in the daemon's reply buffer, then wipes it. */
+static int conn_send_reply(struct conn *c)
+{
+	struct secret *buf = c->server->d->reply_buf;
+	int r;
+
+	r = conn_send(c, buf->data, buf->len);
+	secret_clear(buf);
+	return r;
+}
+
+static void conn_refuse(struct conn *c, enum proto_error err, const char *message)
+{
+	ops_error(c->server->d, err, message, NULL);
+	(void)conn_send_reply(c);
+	c->closing = true;
+	/* A client that does not read even this reply is dropped soon after. */
+	(void)sd_event_source_set_time_relative(c->idle, CLOSE_GRACE_USEC);
+	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+}
+
+static int on_conn_idle(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (c->closing) {
+		conn_free(c);
+		return 0;
+	}
+	log_info("client pid %d uid %u: closing after %d s without a request", (int)c->peer.pid,
+		(unsigned)c->peer.uid, PROTO_IDLE_TIMEOUT_SEC);
+	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
+	if (!c->out)
+		conn_free(c);
+	return 0;
+}
+
+static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct conn *c = userdata;
+	ssize_t n;
+	int r;
+
+	if (revents & EPOLLOUT) {
+		r = conn_flush(c);
+		if (r < 0 || (r > 0 && c->closing))
+			goto drop;
+		if (r == 0)
+			return 0;
+		if (sd_event_source_set_io_events(c->io, EPOLLIN) < 0)
+			goto drop;
+		conn_process(c); /* lines that waited while the client was not reading */
+		if (c->closing && !c->out)
+			goto drop;
+		return 0;
+	}
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return 0;
+
+	n = linebuf_fill(&c->in, c->fd);
+	if (n == -EAGAIN)
+		return 0;
+	if (n < 0 && n != -ENOBUFS)
+		goto drop;
+	conn_process(c);
+	if (!c->closing && linebuf_overflowed(&c->in)) {
+		log_notice("client pid %d uid %u: request longer than %d bytes, closing",
+			(int)c->peer.pid, (unsigned)c->peer.uid, PROTO_MAX_LINE);
+		conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
+	}
+	if (n == 0)
+		c->closing = true; /* end of stream: answer what came, then close */
+	if (c->closing && !c->out)
+		goto drop;
+	return 0;
+drop:
+	conn_free(c);
+	return 0;
+}
+
+/* Answers every complete line held, unless replies are waiting for the client to read. */
+static void conn_process(struct conn *c)
+{
+	struct tokend *d = c->server->d;
+	char *line;
+	size_t len;
+
+	while (!c->closing && !c->out && linebuf_peek(&c->in, &line, &len) > 0) {
+		ops_answer(d, &c->peer, line, len);
+		linebuf_pop(&c->in);
+		if (conn_send_reply(c) < 0) {
+			c->closing = true;
+			break;
+		}
+		(void)sd_event_source_set_time_relative(c->idle,
+			PROTO_IDLE_TIMEOUT_SEC * 1000000ULL);
+	}
+}
+
+int server_add_connection(struct server *s, int fd)
+{
+	socklen_t len = sizeof(struct ucred);
+	struct conn *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->server = s;
+	c->fd = fd;
+	linebuf_init(&c->in, PROTO_MAX_LINE);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0) {
+		r = log_warning_errno(-errno, "cannot read the credentials of a new client");
+		goto fail;
+	}
+	r = sd_event_add_io(s->d->event, &c->io, fd, EPOLLIN, on_conn_io, c);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time_relative(s->d->event, &c->idle, CLOCK_MONOTONIC,
+		PROTO_IDLE_TIMEOUT_SEC * 1000000ULL, 0, on_conn_idle, c);
+	if (r < 0)
+		goto fail;
+
+	if (s->n_conns > PROTO_MAX_CLIENTS) {
+		log_warning("client pid %d uid %u refused: %d clients connected already",
+			(int)c->peer.pid, (unsigned)c->peer.uid, PROTO_MAX_CLIENTS);
+		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
+	} else if (c->peer.uid != getuid() && c->peer.uid != 0) {
+		log_warning("client pid %d uid %u refused: only uid %u and root may connect",
+			(int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)getuid());
+		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
+	}
+	if (c->closing && !c->out)
+		conn_free(c);
+	return 0;
+fail:
+	conn_free(c);
+	return r;
+}
+
+static int on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct server *s = userdata;
+
+	if (!s->shutting_down)
+		(void)sd_event_source_set_enabled(s->listen, SD_EVENT_ON);
+	return 0;
+}
+
+static int on_listen(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct server *s = userdata;
+
+	for (int i = 0; i < 32; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (cfd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return 0;
+			/* Out of descriptors or memory: the pending connection stays in the
+			 * backlog and epoll would report it again at once. Pause accepting
+			 * instead of spinning. */
+			if (now_monotonic_usec() - s->last_accept_warning > 10 * 1000000ULL) {
+				log_warning_errno(-errno, "cannot accept clients for now");
+				s->last_accept_warning = now_monotonic_usec();
+			}
+			(void)sd_event_source_set_enabled(s->listen, SD_EVENT_OFF);
+			if (!s->accept_retry)
+				(void)sd_event_add_time_relative(s->d->event, &s->accept_retry,
+					CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0, on_accept_retry, s);
+			else {
+				(void)sd_event_source_set_time_relative(s->accept_retry,
+					ACCEPT_RETRY_USEC);
+				(void)sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
+			}
+			return 0;
+		}
+		(void)server_add_connection(s, cfd);
+	}
+	return 0;
+}
+
+int server_new(struct tokend *d, struct server **ret)
+{
+	struct server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->d = d;
+	s->listen_fd = -EBADF;
+	*ret = s;
+	return 0;
+}
+
+static void server_stop_listening(struct server *s)
+{
+	struct stat st;
+
+	s->listen = sd_event_source_disable_unref(s->listen);
+	s->accept_retry = sd_event_source_disable_unref(s->accept_retry);
+	closep(&s->listen_fd);
+	/* Unlink only the file we bound: a successor may have replaced it already. */
+	if (s->path && lstat(s->path, &st) == 0 && st.st_ino == s->path_ino)
+		(void)unlink(s->path);
+	free(s->path);
+	s->path = NULL;
+}
+
+struct server *server_free(struct server *s)
+{
+	if (!s)
+		return NULL;
+	s->shutting_down = false; /* freeing, not draining: don't exit the loop from here */
+	while (s->conns)
+		conn_free(s->conns);
+	server_stop_listening(s);
+	sd_event_source_disable_unref(s->grace);
+	free(s);
+	return NULL;
+}
+
+int server_listen_fd(struct server *s, int fd)
+{
+	int r;
+
+	s->listen_fd = fd;
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
+	r = sd_event_add_io(s->d->event, &s->listen, fd, EPOLLIN, on_listen, s);
+	return r < 0 ? r : 0;
+}
+
+static int make_parent_dir(const char *path)
+{
+	_cleanup_(freep) char *dir = strdup(path);
+	char *slash;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, "cannot create the socket directory %s", dir);
+	return 0;
+}
+
+/* Returns true if a daemon accepts connections on path. */
+static bool socket_is_live(const struct sockaddr_un *sa, socklen_t len)
+{
+	_cleanup_(closep) int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return true; /* cannot tell: never steal */
+	if (connect(fd, (const struct sockaddr *)sa, len) == 0)
+		return true;
+	/* EAGAIN: the listener's backlog is full, so it is very much alive. */
+	return errno != ECONNREFUSED && errno != ENOENT;
+}
+
+int server_listen_path(struct server *s, const char *path)
+{
+	_cleanup_(closep) int fd = -EBADF;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len;
+	struct stat st;
+	mode_t old_umask;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return log_error_errno(-ENAMETOOLONG, "socket path \"%s\" is too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+
+	r = make_parent_dir(path);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "cannot create a socket");
+
+	/* The mode is right from the moment the file exists: no chmod window. */
+	old_umask = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+	if (r == -EADDRINUSE) {
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			r = -EEXIST;
+		else if (socket_is_live(&sa, len))
+			r = -EADDRINUSE;
+		else {
+			log_notice("replacing stale socket %s (no daemon answers on it)", path);
+			(void)unlink(path);
+			r = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+		}
+	}
+	umask(old_umask);
+	if (r == -EEXIST)
+		return log_error_errno(r, "%s exists and is not a socket; not touching it", path);
+	if (r == -EADDRINUSE)
+		return log_error_errno(r, "another daemon is serving %s; stop it first or use "
+					  "another --socket", path);
+	if (r < 0)
+		return log_error_errno(r, "cannot bind %s", path);
+	if (listen(fd, SOMAXCONN) < 0)
+		return log_error_errno(-errno, "cannot listen on %s", path);
+	if (lstat(path, &st) == 0)
+		s->path_ino = st.st_ino;
+	s->path = strdup(path);
+	if (!s->path)
+		return -ENOMEM;
+	return server_listen_fd(s, take_fd(&fd));
+}
+
+static int on_grace(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct server *s = userdata;
+
+	log_warning("%u client(s) did not read their replies in time; exiting anyway",
+		s->n_conns);
+	return sd_event_exit(s->d->event, 0);
+}
+
+void server_shutdown(struct server *s)
+{
+	struct conn *c, *next;
+
+	server_stop_listening(s);
+	s->shutting_down = true;
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		c->closing = true;
+		if (!c->out)
+			conn_free(c); /* may exit the loop when it was the last */
+	}
+	if (s->n_conns == 0) {
+		sd_event_exit(s->d->event, 0);
+		return;
+	}
+	(void)sd_event_add_time_relative(s->d->event, &s->grace, CLOCK_MONOTONIC,
+		SHUTDOWN_GRACE_USEC, 0, on_grace, s);
+}
+
+unsigned server_n_connections(const struct server *s)
+{
+	return s->n_conns;
+}

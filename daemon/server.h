@@ -1,0 +1,40 @@
+/* The Unix socket the daemon serves: listening (own socket or one passed by systemd),
+ * accepting within limits, and one connection object per client that reads request lines
+ * and writes reply lines without ever blocking the loop. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "daemon/tokend.h"
+
+struct server;
+
+/* Creates a server for d with no listening socket yet. Returns 0 and *ret (owned by the
+ * caller, server_free), or -ENOMEM. */
+int server_new(struct tokend *d, struct server **ret);
+
+/* Closes every connection and the listening socket, unlinking the socket file if this
+ * server created it. Accepts NULL, returns NULL. */
+struct server *server_free(struct server *s);
+
+/* Creates the directory of path (0700) if missing, then binds and listens on path with a
+ * umask that makes the socket 0600 from the start. A stale socket file (nobody accepts on
+ * it) is replaced; a live one is left alone and -EADDRINUSE returned. Returns 0 or -errno
+ * (logged). */
+int server_listen_path(struct server *s, const char *path);
+
+/* Serves on fd, a listening Unix stream socket passed by the service manager. Takes
+ * ownership of fd. Returns 0 or -errno. */
+int server_listen_fd(struct server *s, int fd);
+
+/* Serves a connected socket fd as a client (used by accept and by tests over
+ * socketpair()). Takes ownership of fd, also on failure. Returns 0 or -errno. */
+int server_add_connection(struct server *s, int fd);
+
+/* Stops accepting, lets pending replies drain, and exits the event loop with code 0 when
+ * the last connection is gone (or after a short grace period). */
+void server_shutdown(struct server *s);
+
+/* Returns the number of connected clients. */
+unsigned server_n_connections(const struct server *s);

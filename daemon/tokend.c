@@ -1,0 +1,212 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <systemd/sd-daemon.h>
+
+#include "daemon/log.h"
+#include "daemon/server.h"
+#include "daemon/source.h"
+#include "daemon/tokend.h"
+#include "proto/proto.h"
+
+int64_t now_unix(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+const char *token_state_name(enum token_state s)
+{
+	switch (s) {
+	case TOKEN_STATE_VALID:
+		return "valid";
+	case TOKEN_STATE_EXPIRED:
+		return "expired";
+	case TOKEN_STATE_NONE:
+		break;
+	}
+	return "no_token";
+}
+
+const char *token_kind_name(enum token_kind k)
+{
+	return k == TOKEN_KIND_LOGIN ? "login" : "service";
+}
+
+int tokend_new(sd_event *e, struct tokend **ret)
+{
+	struct tokend *d;
+	int r;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->event = sd_event_ref(e);
+	config_init(&d->config);
+	d->started_usec = now_monotonic_usec();
+
+	r = vault_new(&d->vault);
+	if (r < 0)
+		goto fail;
+	d->reply_buf = secret_new(PROTO_MAX_LINE + PROTO_MAX_TOKEN + 1);
+	if (!d->reply_buf) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	*ret = d;
+	return 0;
+fail:
+	tokend_free(d);
+	return r;
+}
+
+struct tokend *tokend_free(struct tokend *d)
+{
+	if (!d)
+		return NULL;
+	d->server = server_free(d->server);
+	d->source = source_free(d->source);
+	tokend_clear_token(d);
+	d->reply_buf = secret_free(d->reply_buf);
+	d->vault = vault_free(d->vault);
+	config_done(&d->config);
+	sd_event_unref(d->event);
+	free(d);
+	return NULL;
+}
+
+static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct tokend *d = userdata;
+
+	log_warning("token for user \"%s\" expired; get answers token_expired until a new one "
+		    "arrives", d->info.claims.user_id);
+	tokend_update_status(d);
+	return 0;
+}
+
+static int arm_expiry_timer(struct tokend *d)
+{
+	uint64_t usec;
+
+	d->expiry_timer = sd_event_source_disable_unref(d->expiry_timer);
+	if (!d->token || !d->info.claims.has_exp || d->info.claims.exp <= now_unix())
+		return 0;
+	usec = (uint64_t)d->info.claims.exp * 1000000ULL;
+	/* CLOCK_REALTIME: exp is wall-clock time, and the timer follows clock changes. */
+	return sd_event_add_time(d->event, &d->expiry_timer, CLOCK_REALTIME, usec, 0, on_expiry, d);
+}
+
+int tokend_set_token(struct tokend *d, const char *token, size_t len,
+		const struct jwt_claims *claims, enum token_kind kind)
+{
+	struct sealed *sealed = NULL;
+	int r;
+
+	r = vault_seal(d->vault, token, len, &sealed);
+	if (r < 0)
+		return r;
+	sealed_free(d->token);
+	d->token = sealed;
+	d->info = (struct token_info){
+		.kind = kind,
+		.claims = *claims,
+		.received_at = now_unix(),
+	};
+	d->last_refresh = d->info.received_at;
+	d->last_error[0] = '\0';
+	r = arm_expiry_timer(d);
+	if (r < 0)
+		log_warning_errno(r, "cannot arm the expiry timer");
+	tokend_update_status(d);
+	return 0;
+}
+
+void tokend_clear_token(struct tokend *d)
+{
+	d->expiry_timer = sd_event_source_disable_unref(d->expiry_timer);
+	d->token = sealed_free(d->token);
+	memset(&d->info, 0, sizeof(d->info));
+}
+
+enum token_state tokend_token_state(const struct tokend *d, int64_t now)
+{
+	if (!d->token)
+		return TOKEN_STATE_NONE;
+	if (d->info.claims.has_exp && d->info.claims.exp <= now)
+		return TOKEN_STATE_EXPIRED;
+	return TOKEN_STATE_VALID;
+}
+
+void tokend_set_error(struct tokend *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->last_error[0] = '\0';
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(d->last_error, sizeof(d->last_error), fmt, ap);
+		va_end(ap);
+	}
+	tokend_update_status(d);
+}
+
+static void format_utc(int64_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		snprintf(buf, size, "@%lld", (long long)t);
+}
+
+char *tokend_status_line(const struct tokend *d, char *buf, size_t size)
+{
+	char when[64];
+	const char *user = d->info.claims.user_id[0] ? d->info.claims.user_id : "unknown user";
+
+	switch (tokend_token_state(d, now_unix())) {
+	case TOKEN_STATE_VALID:
+		if (d->info.claims.has_exp) {
+			format_utc(d->info.claims.exp, when, sizeof(when));
+			snprintf(buf, size, "%s token for %s valid until %s", token_kind_name(d->info.kind),
+				user, when);
+		} else
+			snprintf(buf, size, "%s token for %s valid, no known expiry",
+				token_kind_name(d->info.kind), user);
+		break;
+	case TOKEN_STATE_EXPIRED:
+		format_utc(d->info.claims.exp, when, sizeof(when));
+		snprintf(buf, size, "%s token for %s expired at %s", token_kind_name(d->info.kind),
+			user, when);
+		break;
+	case TOKEN_STATE_NONE:
+		snprintf(buf, size, "no token%s%s", d->last_error[0] ? ": " : "", d->last_error);
+		break;
+	}
+	return buf;
+}
+
+void tokend_update_status(struct tokend *d)
+{
+	char line[sizeof(d->status)];
+
+	tokend_status_line(d, line, sizeof(line));
+	if (strcmp(line, d->status) == 0)
+		return;
+	memcpy(d->status, line, sizeof(line));
+	(void)sd_notifyf(0, "STATUS=%s", line);
+}

@@ -1,0 +1,34 @@
+/* Encryption of secrets at rest in daemon memory: crypto_secretbox with a random key that
+ * lives in sodium_malloc memory made inaccessible (PROT_NONE) while idle. A secret is
+ * decrypted only to answer one request and wiped right after. */
+#pragma once
+
+#include <stddef.h>
+
+#include "daemon/secret.h"
+
+struct vault;
+
+/* A sealed (encrypted) secret: nonce + MAC + ciphertext. Not secret by itself. */
+struct sealed;
+
+/* Creates a vault with a fresh random key. Returns 0 and the vault in *ret (owned by the
+ * caller, vault_free), or -ENOMEM. Calls sodium_init() if needed. */
+int vault_new(struct vault **ret);
+
+/* Wipes the key and frees v (NULL is fine). Returns NULL. */
+struct vault *vault_free(struct vault *v);
+
+/* Encrypts plain[0..len) under v's key. Returns 0 and a new sealed secret in *ret (owned by
+ * the caller, sealed_free), or -ENOMEM. */
+int vault_seal(struct vault *v, const char *plain, size_t len, struct sealed **ret);
+
+/* Decrypts s into a new secret (owned by the caller, secret_free). Returns 0, -EBADMSG if
+ * s fails authentication, or -ENOMEM. */
+int vault_open(struct vault *v, const struct sealed *s, struct secret **ret);
+
+/* Returns the plaintext length of s. */
+size_t sealed_len(const struct sealed *s);
+
+/* Wipes and frees s (NULL is fine). Returns NULL. */
+struct sealed *sealed_free(struct sealed *s);

@@ -1,0 +1,36 @@
+/* A receive buffer that splits a byte stream into newline-terminated lines, bounded by a
+ * maximum line length. Bytes that held a request are wiped before the memory is reused
+ * or freed, because a request may carry a password. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct linebuf {
+	char *data;
+	size_t len;  /* bytes held */
+	size_t size; /* bytes allocated */
+	size_t max;  /* longest accepted line, newline included */
+};
+
+/* Initialises an empty buffer accepting lines of up to max bytes (newline included). */
+void linebuf_init(struct linebuf *b, size_t max);
+
+/* Wipes and frees the buffer's memory; b may be reused after linebuf_init(). */
+void linebuf_done(struct linebuf *b);
+
+/* Reads once from fd (recv, non-blocking is fine) and appends. Returns the number of bytes
+ * read, 0 at end of stream, -EAGAIN if nothing was ready, -ENOBUFS when the buffer holds
+ * max bytes without a newline (the line is too long), or another -errno. */
+ssize_t linebuf_fill(struct linebuf *b, int fd);
+
+/* Finds the first complete line. Returns 1 and points *ret_line at it (NUL-terminated in
+ * place, the newline and a preceding '\r' removed) with its length in *ret_len, or 0 when
+ * no complete line is held. The line stays valid until linebuf_pop(). */
+int linebuf_peek(struct linebuf *b, char **ret_line, size_t *ret_len);
+
+/* Drops the first complete line (the one linebuf_peek() returned), wiping its bytes. */
+void linebuf_pop(struct linebuf *b);
+
+/* Returns true when the buffer holds max bytes or more without a newline. */
+int linebuf_overflowed(const struct linebuf *b);

@@ -1,4 +1,6 @@
-/* The daemon's INI configuration (libinih). See README.md "Configuration". */
+/* The daemon's INI configuration (libinih). See README.md "Configuration". Relative paths
+ * (password_file, token_file, ca_file, socket) are resolved against the directory of the
+ * configuration file. */
 #pragma once
 
 #include <stddef.h>
@@ -19,7 +21,7 @@ struct config {
 	char *token_file;    /* service-account token */
 	char *ca_file;
 	char *proxy;
-	enum login_api login_api;
+	enum login_api login_api;    /* default v1 */
 	uint64_t connect_timeout_sec; /* default 10 */
 	uint64_t total_timeout_sec;   /* default 30 */
 	uint64_t default_lifetime_sec; /* used when a token has no exp; default 86400 */
@@ -38,7 +40,7 @@ void config_init(struct config *ret);
 /* Loads path into *c (which config_init() prepared), replacing the values it sets. On
  * error returns -EINVAL (or -errno if the file cannot be read) and writes one line naming
  * the file, line and key (e.g. "/etc/x.conf:7: [regscale] connect_timeout: not a number")
- * into errbuf. Unknown sections and keys are errors. */
+ * into errbuf. Unknown sections and keys are errors. On error *c is left unchanged. */
 int config_load(struct config *c, const char *path, char *errbuf, size_t errlen);
 
 /* Frees everything c owns and re-initialises it. */

@@ -54,8 +54,7 @@ bool jwt_well_formed(const char *token, size_t len)
  * *ret_size bytes, which the caller wipes and frees. Returns 0, -EINVAL on bad base64url
  * (a character outside the alphabet, '=', a length of 1 mod 4, non-zero trailing bits) or
  * -ENOMEM. */
-static int b64url_decode(const char *b64, size_t len, char **ret, size_t *ret_len,
-		size_t *ret_size)
+static int b64url_decode(const char *b64, size_t len, char **ret, size_t *ret_len, size_t *ret_size)
 {
 	size_t size = len / 4 * 3 + 3, n = 0;
 	char *buf;
@@ -65,7 +64,7 @@ static int b64url_decode(const char *b64, size_t len, char **ret, size_t *ret_le
 		return -ENOMEM;
 	/* With b64_end == NULL, sodium refuses the input unless all of it is valid. */
 	if (sodium_base642bin((unsigned char *)buf, size - 1, b64, len, NULL, &n, NULL,
-			sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+			    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
 		explicit_bzero(buf, size);
 		free(buf);
 		return -EINVAL;
@@ -100,8 +99,8 @@ static json_object *parse_object(const char *buf, size_t len)
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	if (o && (json_tokener_get_error(tok) != json_tokener_success ||
-			json_tokener_get_parse_end(tok) != len ||
-			!json_object_is_type(o, json_type_object))) {
+				 json_tokener_get_parse_end(tok) != len ||
+				 !json_object_is_type(o, json_type_object))) {
 		json_object_put(o);
 		o = NULL;
 	}
@@ -152,7 +151,7 @@ static bool printable_ascii(const char *s, size_t len)
  * -EINVAL with a reason. */
 static int get_user_id(json_object *payload, char *ret, const char **ret_message)
 {
-	static const char *const keys[] = { "id", "sub" };
+	static const char *const keys[] = {"id", "sub"};
 	json_object *v = NULL;
 	const char *key = NULL;
 	char num[32];
@@ -207,7 +206,7 @@ static int get_user_id(json_object *payload, char *ret, const char **ret_message
 
 int jwt_parse(const char *token, size_t len, struct jwt_claims *ret, const char **ret_message)
 {
-	struct jwt_claims claims = { .has_exp = false };
+	struct jwt_claims claims = {.has_exp = false};
 	const char *message = NULL;
 	size_t start[3], plen[3];
 	char *header = NULL, *payload = NULL;

@@ -14,6 +14,7 @@
 struct secret *secret_new(size_t size)
 {
 	struct secret *s;
+	size_t alloc;
 
 	/* sodium_malloc() depends on the page size sodium_init() records; it is idempotent. */
 	if (sodium_init() < 0)
@@ -23,11 +24,15 @@ struct secret *secret_new(size_t size)
 	if (size > SIZE_MAX / 2 - sizeof(struct secret))
 		return NULL;
 
-	s = sodium_malloc(sizeof(struct secret) + size);
+	/* sodium_malloc() puts the region right before a guard page, so the address is only as
+	 * aligned as the size is: round it up to keep struct secret aligned. */
+	alloc = sizeof(struct secret) + size;
+	alloc = (alloc + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t);
+	s = sodium_malloc(alloc);
 	if (!s)
 		return NULL;
 	/* sodium_malloc() fills with a pattern, not zeroes. */
-	memset(s, 0, sizeof(struct secret) + size);
+	memset(s, 0, alloc);
 	s->size = size;
 	return s;
 }

@@ -80,7 +80,7 @@ int source_load(struct source *s)
 	const char *why = NULL;
 	int r;
 
-	r = secret_read_file(s->path, PROTO_MAX_TOKEN, &token);
+	r = secret_read_file(s->path, PROTO_MAX_TOKEN + 64, &token);
 	if (r < 0) {
 		tokend_set_error(s->d, "cannot read token file %s: %s", s->path,
 			r == -EFBIG ? "larger than a JWT can be" :

@@ -15,9 +15,21 @@ struct vault {
 
 struct sealed {
 	size_t len; /* plaintext bytes */
-	unsigned char nonce[crypto_secretbox_NONCEBYTES];
-	unsigned char box[]; /* MAC followed by len bytes of ciphertext */
+	/* nonce, then MAC, then len bytes of ciphertext: one run of bytes for sealed_bytes() */
+	unsigned char bytes[];
 };
+
+#define SEALED_OVERHEAD (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+
+static unsigned char *nonce(const struct sealed *s)
+{
+	return (unsigned char *)s->bytes;
+}
+
+static unsigned char *box(const struct sealed *s)
+{
+	return (unsigned char *)s->bytes + crypto_secretbox_NONCEBYTES;
+}
 
 static int key_unlock(struct vault *v)
 {
@@ -75,21 +87,22 @@ int vault_seal(struct vault *v, const char *plain, size_t len, struct sealed **r
 	struct sealed *s;
 	int r;
 
-	if (len > SIZE_MAX / 2 - sizeof(struct sealed) - crypto_secretbox_MACBYTES)
+	if (len > SIZE_MAX / 2 - sizeof(struct sealed) - SEALED_OVERHEAD)
 		return -ENOMEM;
-	s = malloc(sizeof(struct sealed) + crypto_secretbox_MACBYTES + len);
+	s = malloc(sizeof(struct sealed) + SEALED_OVERHEAD + len);
 	if (!s)
 		return -ENOMEM;
 	s->len = len;
-	randombytes_buf(s->nonce, sizeof(s->nonce));
+	/* A fresh random nonce per seal: 192 bits make collisions a non-issue. */
+	randombytes_buf(nonce(s), crypto_secretbox_NONCEBYTES);
 
 	r = key_unlock(v);
 	if (r < 0) {
 		free(s);
 		return r;
 	}
-	r = crypto_secretbox_easy(s->box, (const unsigned char *)(plain ? plain : ""), len, s->nonce,
-			v->key);
+	r = crypto_secretbox_easy(
+			box(s), (const unsigned char *)(plain ? plain : ""), len, nonce(s), v->key);
 	key_lock(v);
 	if (r != 0) {
 		sealed_free(s);
@@ -114,8 +127,8 @@ int vault_open(struct vault *v, const struct sealed *s, struct secret **ret)
 		secret_free(plain);
 		return r;
 	}
-	r = crypto_secretbox_open_easy((unsigned char *)plain->data, s->box,
-			crypto_secretbox_MACBYTES + s->len, s->nonce, v->key);
+	r = crypto_secretbox_open_easy((unsigned char *)plain->data, box(s),
+			crypto_secretbox_MACBYTES + s->len, nonce(s), v->key);
 	key_lock(v);
 	if (r != 0) {
 		secret_free(plain);
@@ -133,12 +146,18 @@ size_t sealed_len(const struct sealed *s)
 	return s->len;
 }
 
+unsigned char *sealed_bytes(struct sealed *s, size_t *ret_size)
+{
+	*ret_size = SEALED_OVERHEAD + s->len;
+	return s->bytes;
+}
+
 struct sealed *sealed_free(struct sealed *s)
 {
 	if (!s)
 		return NULL;
 	/* Ciphertext only, but there is no reason to leave it behind in freed heap. */
-	sodium_memzero(s, sizeof(struct sealed) + crypto_secretbox_MACBYTES + s->len);
+	sodium_memzero(s, sizeof(struct sealed) + SEALED_OVERHEAD + s->len);
 	free(s);
 	return NULL;
 }

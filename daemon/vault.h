@@ -13,7 +13,8 @@ struct vault;
 struct sealed;
 
 /* Creates a vault with a fresh random key. Returns 0 and the vault in *ret (owned by the
- * caller, vault_free), or -ENOMEM. Calls sodium_init() if needed. */
+ * caller, vault_free), -ENOMEM, or -EIO if libsodium cannot be initialised. Calls
+ * sodium_init() if needed. */
 int vault_new(struct vault **ret);
 
 /* Wipes the key and frees v (NULL is fine). Returns NULL. */
@@ -29,6 +30,10 @@ int vault_open(struct vault *v, const struct sealed *s, struct secret **ret);
 
 /* Returns the plaintext length of s. */
 size_t sealed_len(const struct sealed *s);
+
+/* Returns the stored bytes of s (nonce, MAC, ciphertext: nothing secret), owned by s, and
+ * their number in *ret_size. For tests, which check nonces and tampering through it. */
+unsigned char *sealed_bytes(struct sealed *s, size_t *ret_size);
 
 /* Wipes and frees s (NULL is fine). Returns NULL. */
 struct sealed *sealed_free(struct sealed *s);

@@ -11,6 +11,10 @@ struct linebuf {
 	size_t len;  /* bytes held */
 	size_t size; /* bytes allocated */
 	size_t max;  /* longest accepted line, newline included */
+	/* The line linebuf_peek() returned, whose newline is already overwritten: its length
+	 * and the offset just past its newline (0 when no line is peeked). */
+	size_t peek_len;
+	size_t peek_next;
 };
 
 /* Initialises an empty buffer accepting lines of up to max bytes (newline included). */
@@ -21,7 +25,9 @@ void linebuf_done(struct linebuf *b);
 
 /* Reads once from fd (recv, non-blocking is fine) and appends. Returns the number of bytes
  * read, 0 at end of stream, -EAGAIN if nothing was ready, -ENOBUFS when the buffer holds
- * max bytes without a newline (the line is too long), or another -errno. */
+ * max bytes without a newline (the line is too long), -EBUSY without reading when it holds
+ * max bytes of which some are complete lines (pop them first), or another -errno. The buffer
+ * never holds more than max bytes. */
 ssize_t linebuf_fill(struct linebuf *b, int fd);
 
 /* Finds the first complete line. Returns 1 and points *ret_line at it (NUL-terminated in

@@ -55,3 +55,9 @@ const char *proto_op_name(enum proto_op op);
  * on failure any secret bytes already written to req->secret are wiped. */
 enum proto_error request_parse(const char *line, size_t len, struct request *req,
 		const char **ret_message);
+
+/* Returns true if s[0..len) is exactly one JSON object by the same strict rules as requests
+ * (RFC 8259, well-formed UTF-8, no raw control characters or NUL bytes, no unpaired \u
+ * surrogates, nested at most PROTO_MAX_DEPTH deep), with only whitespace around it. Used on
+ * reply lines, where json-c alone is more lenient. */
+bool proto_json_object_valid(const char *s, size_t len);

@@ -1,0 +1,284 @@
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "client/connect.h"
+#include "proto/proto.h"
+#include "proto/reply.h"
+#include "proto/util.h"
+
+/* How long to wait before retrying a connect() refused with EAGAIN (listen backlog full;
+ * Linux does not report EINPROGRESS for Unix sockets, so there is nothing to poll for). */
+#define CONNECT_RETRY_MS 10
+
+bool connect_profile_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > CONNECT_MAX_PROFILE || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+				    c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static const char *getenv_nonempty(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+int connect_socket_path(const char *socket_opt, const char *profile_opt, char **ret_path,
+		const char **ret_bad)
+{
+	const char *path = socket_opt, *profile, *runtime;
+	char buf[sizeof(((struct sockaddr_un *)NULL)->sun_path) + 1];
+	struct stat st;
+	char *p;
+	int n;
+
+	if (!path)
+		path = getenv_nonempty("REGSCALE_TOKEN_SOCKET");
+	if (path) {
+		if (!*path) {
+			*ret_bad = path;
+			return -EINVAL;
+		}
+		if (strlen(path) >= sizeof(buf) - 1)
+			return -ENAMETOOLONG;
+		p = strdup(path);
+		if (!p)
+			return -ENOMEM;
+		*ret_path = p;
+		return 0;
+	}
+
+	profile = profile_opt ? profile_opt : getenv_nonempty("REGSCALE_TOKEN_PROFILE");
+	if (!profile)
+		profile = "default";
+	if (!connect_profile_valid(profile)) {
+		*ret_bad = profile;
+		return -EINVAL;
+	}
+
+	/* The system-wide daemon wins when it runs; otherwise the user's own. */
+	n = snprintf(buf, sizeof(buf), "/run/regscale-token/%s.sock", profile);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 1 || stat(buf, &st) < 0) {
+		runtime = getenv_nonempty("XDG_RUNTIME_DIR");
+		if (runtime)
+			n = snprintf(buf, sizeof(buf), "%s/regscale-token/%s.sock", runtime,
+					profile);
+		else
+			n = snprintf(buf, sizeof(buf), "/run/user/%u/regscale-token/%s.sock",
+					(unsigned)getuid(), profile);
+		if (n < 0 || (size_t)n >= sizeof(buf) - 1)
+			return -ENAMETOOLONG;
+	}
+	p = strdup(buf);
+	if (!p)
+		return -ENOMEM;
+	*ret_path = p;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until deadline. Returns 0 when ready, -ETIMEDOUT, or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = events};
+		int64_t left = deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r > 0)
+			return 0; /* POLLHUP/POLLERR too: the next call reports what happened */
+	}
+}
+
+static int connect_unix(int fd, const char *path, int64_t deadline)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	socklen_t salen;
+
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, len);
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+
+	for (;;) {
+		int r, err = 0;
+		socklen_t errlen = sizeof(err);
+
+		if (connect(fd, (struct sockaddr *)&sa, salen) == 0)
+			return 0;
+		if (errno == EAGAIN) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+			poll(NULL, 0, left < CONNECT_RETRY_MS ? (int)left : CONNECT_RETRY_MS);
+			continue;
+		}
+		if (errno != EINPROGRESS && errno != EINTR)
+			return -errno;
+		r = wait_fd(fd, POLLOUT, deadline);
+		if (r < 0)
+			return r;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0)
+			return -errno;
+		return -err;
+	}
+}
+
+static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			int r;
+
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			r = wait_fd(fd, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads until b holds a complete line. Returns 0, or -errno as connect_call() documents. */
+static int recv_line(int fd, struct linebuf *b, int64_t deadline, char **ret_line, size_t *ret_len)
+{
+	for (;;) {
+		ssize_t n;
+		int r;
+
+		if (linebuf_peek(b, ret_line, ret_len) > 0)
+			return 0;
+		n = linebuf_fill(b, fd);
+		if (n > 0 || n == -EINTR)
+			continue;
+		if (n == 0)
+			return -ECONNRESET;
+		if (n == -ENOBUFS)
+			return -EMSGSIZE;
+		if (n != -EAGAIN)
+			return (int)n;
+		r = wait_fd(fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* The reply must speak our protocol version. */
+static int check_version(struct json_object *obj)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, "v", &v) || !json_object_is_type(v, json_type_int))
+		return -EBADMSG;
+	return json_object_get_int64(v) == PROTO_VERSION ? 0 : -EPROTO;
+}
+
+int connect_call(const char *path, const char *op, int64_t timeout_ms, struct connect_reply *ret)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	_cleanup_(closep) int fd = -EBADF;
+	struct connect_reply rep = {.line = NULL};
+	char req[PROTO_MAX_OP + 32], *line;
+	size_t len;
+	int n, r, send_r;
+
+	/* op is one of our fixed request names, so it needs no JSON escaping. */
+	n = snprintf(req, sizeof(req), "{\"op\":\"%s\",\"v\":%d}\n", op, PROTO_VERSION);
+	if (n < 0 || (size_t)n >= sizeof(req))
+		return -EINVAL;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect_unix(fd, path, deadline);
+	if (r < 0)
+		return r;
+
+	/* If the daemon hangs up while we send (too_many_clients, a shutdown), it may still have
+	 * left a reply line saying why: read that before reporting the send error. */
+	send_r = send_all(fd, req, (size_t)n, deadline);
+	if (send_r < 0 && send_r != -EPIPE && send_r != -ECONNRESET)
+		return send_r;
+
+	linebuf_init(&rep.buf, PROTO_MAX_LINE);
+	r = recv_line(fd, &rep.buf, deadline, &line, &len);
+	if (r < 0) {
+		if (send_r < 0 && r == -ECONNRESET)
+			r = send_r;
+		goto fail;
+	}
+	r = reply_parse(line, len, &rep.obj);
+	if (r < 0)
+		goto fail;
+	r = check_version(rep.obj);
+	if (r < 0)
+		goto fail;
+
+	rep.line = line;
+	rep.len = len;
+	*ret = rep;
+	return 0;
+
+fail:
+	connect_reply_done(&rep);
+	return r;
+}
+
+void connect_reply_done(struct connect_reply *r)
+{
+	struct json_object *tok;
+
+	if (r->obj && json_object_object_get_ex(r->obj, "token", &tok) &&
+			json_object_is_type(tok, json_type_string)) {
+		/* json-c owns the string; it is writable memory we may wipe before freeing. */
+		explicit_bzero((char *)json_object_get_string(tok),
+				(size_t)json_object_get_string_len(tok));
+	}
+	json_object_put(r->obj);
+	r->obj = NULL;
+	linebuf_done(&r->buf);
+	r->line = NULL;
+	r->len = 0;
+}

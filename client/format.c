@@ -1,0 +1,303 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "client/format.h"
+#include "proto/reply.h"
+#include "proto/util.h"
+
+static const char *const token_format_names[_FORMAT_MAX] = {
+		[FORMAT_RAW] = "raw",
+		[FORMAT_BEARER] = "bearer",
+		[FORMAT_HEADER] = "header",
+		[FORMAT_JSON] = "json",
+};
+
+static const char *const token_prefixes[_FORMAT_MAX] = {
+		[FORMAT_RAW] = "",
+		[FORMAT_BEARER] = "Bearer ",
+		[FORMAT_HEADER] = "Authorization: Bearer ",
+		[FORMAT_JSON] = "",
+};
+
+int format_token_from_name(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(token_format_names); i++)
+		if (strcmp(name, token_format_names[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+bool format_token_valid(const char *token, size_t len)
+{
+	if (!token || len == 0 || len > PROTO_MAX_TOKEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = token[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+				    c == '-' || c == '_' || c == '.' || c == '='))
+			return false;
+	}
+	return true;
+}
+
+static int write_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		/* Partial write: skip what went out and go on with the rest. */
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int format_token_write(int fd, enum format_token fmt, const char *token, size_t len,
+		const char *line, size_t line_len)
+{
+	struct iovec iov[3];
+	int n = 0;
+
+	if (fmt < 0 || fmt >= _FORMAT_MAX)
+		return -EINVAL;
+	if (fmt == FORMAT_JSON) {
+		iov[n++] = (struct iovec){.iov_base = (void *)line, .iov_len = line_len};
+	} else {
+		iov[n++] = (struct iovec){.iov_base = (void *)token_prefixes[fmt],
+				.iov_len = strlen(token_prefixes[fmt])};
+		iov[n++] = (struct iovec){.iov_base = (void *)token, .iov_len = len};
+	}
+	iov[n++] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
+	return write_all(fd, iov, n);
+}
+
+char *format_duration(long long seconds, char *buf, size_t size)
+{
+	static const struct {
+		long long secs;
+		char unit;
+	} units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+
+	if (seconds < 0)
+		seconds = 0;
+	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
+		long long hi = seconds / units[i].secs;
+		long long lo;
+
+		if (hi == 0 && units[i].secs > 1)
+			continue;
+		if (i + 1 == ELEMENTSOF(units)) {
+			snprintf(buf, size, "%llds", hi);
+			break;
+		}
+		lo = (seconds % units[i].secs) / units[i + 1].secs;
+		if (lo == 0)
+			snprintf(buf, size, "%lld%c", hi, units[i].unit);
+		else
+			snprintf(buf, size, "%lld%c %lld%c", hi, units[i].unit, lo,
+					units[i + 1].unit);
+		break;
+	}
+	return buf;
+}
+
+char *format_relative(long long delta, char *buf, size_t size)
+{
+	char d[32];
+
+	if (delta > 0)
+		snprintf(buf, size, "in %s", format_duration(delta, d, sizeof(d)));
+	else if (delta == 0)
+		snprintf(buf, size, "now");
+	else
+		snprintf(buf, size, "%s ago",
+				format_duration(delta == LLONG_MIN ? LLONG_MAX : -delta, d,
+						sizeof(d)));
+	return buf;
+}
+
+char *format_sanitize(const char *s, char *buf, size_t size)
+{
+	size_t o = 0, max;
+	bool cut = false;
+
+	if (size == 0)
+		return buf;
+	max = size - 1;
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		unsigned char c = *p;
+
+		if (o == max) {
+			cut = true;
+			break;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			c = '?';
+		} else if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			/* C1 control characters, which some terminals act on. */
+			p++;
+			c = '?';
+		}
+		buf[o++] = (char)c;
+	}
+	if (cut) {
+		/* Make room for "...", never splitting a UTF-8 sequence. */
+		o = max >= 3 ? max - 3 : 0;
+		while (o > 0 && ((unsigned char)buf[o] & 0xc0) == 0x80)
+			o--;
+		for (int k = 0; k < 3 && o < max; k++)
+			buf[o++] = '.';
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* A string field, or NULL when absent, null or not a string. */
+static const char *get_str(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* An integer field; returns false when absent, null or not an integer. */
+static bool get_int(struct json_object *obj, const char *key, long long *ret)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	*ret = (long long)json_object_get_int64(v);
+	return true;
+}
+
+static void print_line(FILE *f, const char *label, const char *value)
+{
+	char clean[512];
+
+	fprintf(f, "%-14s%s\n", label, format_sanitize(value ? value : "-", clean, sizeof(clean)));
+}
+
+/* "2026-11-29T14:00:00Z (in 8h 2m)" for unix time t. */
+static void print_time(FILE *f, const char *label, long long t, long long now, bool expiry)
+{
+	char iso[32], rel[48], line[96];
+
+	proto_format_time(t, iso, sizeof(iso));
+	if (expiry && t <= now) {
+		char d[32];
+		snprintf(rel, sizeof(rel), "expired %s ago",
+				format_duration(now - t, d, sizeof(d)));
+	} else {
+		format_relative(t - now, rel, sizeof(rel));
+	}
+	snprintf(line, sizeof(line), "%s (%s)", iso, rel);
+	print_line(f, label, line);
+}
+
+int format_status(FILE *f, struct json_object *obj, long long now)
+{
+	const char *state = get_str(obj, "state");
+	const char *message = get_str(obj, "message");
+	const char *version = get_str(obj, "version");
+	const char *err = get_str(obj, "last_error");
+	char line[640], clean[512], d[32];
+	long long t, n;
+	int o;
+
+	if (!state)
+		return -EBADMSG;
+
+	if (message && *message)
+		snprintf(line, sizeof(line), "%s (%s)", state,
+				format_sanitize(message, clean, sizeof(clean)));
+	else
+		snprintf(line, sizeof(line), "%s", state);
+	print_line(f, "state:", line);
+	print_line(f, "user:", get_str(obj, "user_id"));
+	print_line(f, "url:", get_str(obj, "url"));
+	print_line(f, "kind:", get_str(obj, "kind"));
+
+	if (get_int(obj, "expires_at", &t))
+		print_time(f, "expires:", t, now, true);
+	else if (strcmp(state, "no_token") == 0)
+		print_line(f, "expires:", NULL);
+	else
+		print_line(f, "expires:", "unknown (the token has no exp claim)");
+	if (get_int(obj, "last_refresh", &t) && t > 0)
+		print_time(f, "last refresh:", t, now, false);
+	if (get_int(obj, "next_refresh", &t))
+		print_time(f, "next refresh:", t, now, false);
+	else
+		print_line(f, "next refresh:", "none");
+
+	if (err && *err) {
+		if (get_int(obj, "retries", &n) && n > 0)
+			snprintf(line, sizeof(line), "%s (retries: %lld)",
+					format_sanitize(err, clean, sizeof(clean)), n);
+		else
+			snprintf(line, sizeof(line), "%s",
+					format_sanitize(err, clean, sizeof(clean)));
+		print_line(f, "last error:", line);
+	}
+
+	o = snprintf(line, sizeof(line), "regscale-tokend %s",
+			format_sanitize(version ? version : "?", clean, 64));
+	if (get_int(obj, "pid", &n))
+		o += snprintf(line + o, sizeof(line) - (size_t)o, ", pid %lld", n);
+	if (get_int(obj, "uptime", &n))
+		snprintf(line + o, sizeof(line) - (size_t)o, ", up %s",
+				format_duration(n, d, sizeof(d)));
+	print_line(f, "daemon:", line);
+	return 0;
+}
+
+const char *format_error_hint(enum proto_error err)
+{
+	switch (err) {
+	case PROTO_E_BAD_REQUEST:
+	case PROTO_E_UNSUPPORTED_VERSION:
+	case PROTO_E_UNKNOWN_OP:
+	case PROTO_E_TOO_LARGE:
+		return "check that regscale-token and regscale-tokend are the same version";
+	case PROTO_E_TOO_MANY_CLIENTS:
+		return "the daemon is busy, retry in a moment";
+	case PROTO_E_IDLE_TIMEOUT:
+	case PROTO_E_TIMEOUT:
+		return "retry, and check the daemon's log if it persists";
+	case PROTO_E_PERMISSION_DENIED:
+		return "ask the daemon's administrator to add your user or group to allow_users / "
+		       "allow_groups";
+	case PROTO_E_NO_TOKEN:
+		return "check the daemon's token_file / run 'regscale-token status'";
+	case PROTO_E_TOKEN_EXPIRED:
+		return "put a fresh token in the daemon's token_file (it reloads on change) / run "
+		       "'regscale-token status'";
+	case PROTO_E_LOGIN_FAILED:
+		return "check the RegScale url and network, and the daemon's log / run "
+		       "'regscale-token status'";
+	case PROTO_E_CREDENTIALS_REJECTED:
+		return "fix the username / password_file in the daemon's configuration";
+	case PROTO_OK:
+	case PROTO_E_INTERNAL:
+	case _PROTO_E_MAX:
+		break;
+	}
+	return "check the daemon's log";
+}

@@ -1,0 +1,52 @@
+/* What the client prints: the token in the formats "get" offers, the human summary of
+ * "status", durations, and one-line hints for daemon error codes. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "proto/proto.h"
+
+enum format_token {
+	FORMAT_RAW,    /* "<jwt>" */
+	FORMAT_BEARER, /* "Bearer <jwt>" */
+	FORMAT_HEADER, /* "Authorization: Bearer <jwt>" */
+	FORMAT_JSON,   /* the daemon's reply line as received */
+	_FORMAT_MAX,
+};
+
+/* Returns the token format called name ("raw"...), or -EINVAL if there is none. */
+int format_token_from_name(const char *name);
+
+/* Returns true if token[0..len) is 1..PROTO_MAX_TOKEN bytes of the JWT alphabet (base64url,
+ * '.', '='), i.e. safe to print on a line or put in an HTTP header. */
+bool format_token_valid(const char *token, size_t len);
+
+/* Writes one line to fd: the token in format fmt, or for FORMAT_JSON the reply line[0..
+ * line_len). Uses write(2) directly so no stdio buffer keeps a copy of the token.
+ * Returns 0 or -errno. */
+int format_token_write(int fd, enum format_token fmt, const char *token, size_t len,
+		const char *line, size_t line_len);
+
+/* Writes seconds (negative counts as 0) as a short duration with at most two units
+ * ("42s", "5m 12s", "15h 58m", "3d 2h") into buf. Returns buf. */
+char *format_duration(long long seconds, char *buf, size_t size);
+
+/* Writes a time relative to now: "in 15h 58m" for delta > 0, "now", or "5m ago".
+ * Returns buf. */
+char *format_relative(long long delta, char *buf, size_t size);
+
+/* Copies s into buf for printing on one terminal line: control characters (C0, DEL, C1)
+ * become '?', and a string that does not fit is cut at a UTF-8 boundary and ends in "...".
+ * NULL prints as "". Returns buf. */
+char *format_sanitize(const char *s, char *buf, size_t size);
+
+/* Prints the human summary of a status reply obj (aligned "label: value" lines) to f, with
+ * relative times computed against now (unix seconds). Returns 0, or -EBADMSG when obj has
+ * no string "state". */
+int format_status(FILE *f, struct json_object *obj, long long now);
+
+/* Returns a static one-line hint on what to do about daemon error err. */
+const char *format_error_hint(enum proto_error err);

@@ -1,0 +1,405 @@
+/* Protocol tests: the real server and ops code on one end of a socketpair(), a test
+ * client on the other, one sd_event loop driven by hand. */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "daemon/jwt.h"
+#include "daemon/server.h"
+#include "daemon/tokend.h"
+#include "proto/proto.h"
+
+struct fixture {
+	sd_event *e;
+	struct tokend *d;
+	int fd; /* the client's end */
+};
+
+static char *make_token(int64_t exp, const char *user)
+{
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	char payload[256], h64[128], p64[512], *token;
+
+	snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"iat\":%lld,\"exp\":%lld}", user,
+		(long long)time(NULL), (long long)exp);
+	sodium_bin2base64(h64, sizeof(h64), (const unsigned char *)header, strlen(header),
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(p64, sizeof(p64), (const unsigned char *)payload, strlen(payload),
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	assert_true(asprintf(&token, "%s.%s.c2lnbmF0dXJlLWJ5dGVz", h64, p64) > 0);
+	return token;
+}
+
+static void hold_token(struct tokend *d, const char *token)
+{
+	struct jwt_claims claims;
+	const char *why;
+
+	assert_int_equal(jwt_parse(token, strlen(token), &claims, &why), 0);
+	assert_int_equal(tokend_set_token(d, token, strlen(token), &claims, TOKEN_KIND_SERVICE), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int sv[2];
+
+	assert_non_null(f);
+	assert_int_equal(sd_event_new(&f->e), 0);
+	assert_int_equal(tokend_new(f->e, &f->d), 0);
+	f->d->config.url = strdup("https://regscale.example.test");
+	assert_int_equal(server_new(f->d, &f->d->server), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(server_add_connection(f->d->server, sv[0]), 0);
+	f->fd = sv[1];
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f->fd >= 0)
+		close(f->fd);
+	tokend_free(f->d);
+	sd_event_unref(f->e);
+	free(f);
+	return 0;
+}
+
+static void send_all(struct fixture *f, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(f->fd, data, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN) {
+			assert_true(sd_event_run(f->e, 1000) >= 0);
+			continue;
+		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return; /* the daemon closed on us; the reply says why */
+		assert_true(n > 0);
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Runs the loop until the client end has a whole line (returned, caller frees) or EOF
+ * (returns NULL). Fails the test after 3 s. */
+static char *read_line(struct fixture *f)
+{
+	static char buf[2 * PROTO_MAX_LINE];
+	static size_t held;
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		char *nl = memchr(buf, '\n', held);
+		ssize_t n;
+
+		if (nl) {
+			char *line = strndup(buf, (size_t)(nl - buf));
+			held -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, held);
+			return line;
+		}
+		n = recv(f->fd, buf + held, sizeof(buf) - held, MSG_DONTWAIT);
+		/* Linux reports ECONNRESET instead of EOF when the daemon closed with our
+		 * unread bytes still queued. */
+		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+			held = 0;
+			return NULL;
+		}
+		if (n > 0) {
+			held += (size_t)n;
+			continue;
+		}
+		assert_int_equal(errno, EAGAIN);
+		assert_true(sd_event_run(f->e, 10 * 1000) >= 0);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		assert_true(now.tv_sec - start.tv_sec < 3);
+	}
+}
+
+static struct json_object *request(struct fixture *f, const char *line)
+{
+	struct json_object *o;
+	char *reply;
+
+	send_all(f, line, strlen(line));
+	reply = read_line(f);
+	assert_non_null(reply);
+	o = json_tokener_parse(reply);
+	assert_non_null(o);
+	free(reply);
+	return o;
+}
+
+static const char *str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static void assert_error(struct json_object *o, const char *code)
+{
+	struct json_object *ok;
+
+	assert_true(json_object_object_get_ex(o, "ok", &ok));
+	assert_false(json_object_get_boolean(ok));
+	assert_string_equal(str(o, "error"), code);
+	assert_non_null(str(o, "message"));
+	assert_null(str(o, "token"));
+}
+
+static void test_ping(void **state)
+{
+	struct json_object *o = request(*state, "{\"op\":\"ping\"}\n");
+
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+		"{\"ok\":true,\"v\":1,\"pong\":true}");
+	json_object_put(o);
+}
+
+static void test_get_without_token(void **state)
+{
+	struct json_object *o = request(*state, "{\"op\":\"get\",\"v\":1}\n");
+
+	assert_error(o, "no_token");
+	json_object_put(o);
+}
+
+static void test_get_token(void **state)
+{
+	struct fixture *f = *state;
+	int64_t exp = time(NULL) + 3600;
+	char *token = make_token(exp, "user-42");
+	struct json_object *o, *v;
+
+	hold_token(f->d, token);
+	o = request(f, "{\"op\":\"get\"}\n");
+	assert_string_equal(str(o, "token"), token);
+	assert_string_equal(str(o, "kind"), "service");
+	assert_string_equal(str(o, "user_id"), "user-42");
+	assert_string_equal(str(o, "url"), "https://regscale.example.test");
+	assert_true(json_object_object_get_ex(o, "expires_at", &v));
+	assert_int_equal(json_object_get_int64(v), exp);
+	assert_non_null(str(o, "expires"));
+	json_object_put(o);
+	free(token);
+}
+
+static void test_get_expired_token_is_never_served(void **state)
+{
+	struct fixture *f = *state;
+	char *token = make_token(time(NULL) - 5, "user-1");
+	struct json_object *o;
+
+	hold_token(f->d, token);
+	o = request(f, "{\"op\":\"get\"}\n");
+	assert_error(o, "token_expired");
+	json_object_put(o);
+	o = request(f, "{\"op\":\"status\"}\n");
+	assert_string_equal(str(o, "state"), "expired");
+	json_object_put(o);
+	free(token);
+}
+
+static void test_min_valid(void **state)
+{
+	struct fixture *f = *state;
+	char *token = make_token(time(NULL) + 60, "user-1");
+	struct json_object *o;
+
+	hold_token(f->d, token);
+	o = request(f, "{\"op\":\"get\",\"min_valid\":600}\n");
+	assert_error(o, "token_expired");
+	json_object_put(o);
+	o = request(f, "{\"op\":\"get\",\"min_valid\":30}\n");
+	assert_string_equal(str(o, "token"), token);
+	json_object_put(o);
+	free(token);
+}
+
+static void test_status(void **state)
+{
+	struct fixture *f = *state;
+	char *token = make_token(time(NULL) + 3600, "user-7");
+	struct json_object *o;
+
+	hold_token(f->d, token);
+	o = request(f, "{\"op\":\"status\",\"id\":\"s1\"}\n");
+	assert_string_equal(str(o, "state"), "valid");
+	assert_string_equal(str(o, "id"), "s1");
+	assert_string_equal(str(o, "user_id"), "user-7");
+	assert_string_equal(str(o, "version"), RT_VERSION);
+	assert_non_null(strstr(str(o, "message"), "valid until"));
+	assert_null(strstr(json_object_to_json_string(o), token));
+	json_object_put(o);
+	free(token);
+}
+
+static void test_bad_requests_keep_the_connection(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *line, *code;
+	} cases[] = {
+		{"garbage\n", "bad_request"},
+		{"{\"op\":\"get\"\n", "bad_request"},
+		{"[1,2,3]\n", "bad_request"},
+		{"{\"op\":42}\n", "bad_request"},
+		{"{\"op\":\"fly\"}\n", "unknown_op"},
+		{"{\"op\":\"get\",\"v\":2}\n", "unsupported_version"},
+		{"{\"op\":\"get\",\"x\":\"\xff\"}\n", "bad_request"},
+		{"\n", "bad_request"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *o = request(f, cases[i].line);
+		assert_error(o, cases[i].code);
+		json_object_put(o);
+	}
+	struct json_object *o = request(f, "{\"op\":\"ping\"}\n");
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+		"{\"ok\":true,\"v\":1,\"pong\":true}");
+	json_object_put(o);
+}
+
+static void test_too_large_closes(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = PROTO_MAX_LINE + 10;
+	char *big = malloc(len), *line;
+	struct json_object *o;
+
+	memset(big, 'a', len);
+	send_all(f, big, len);
+	line = read_line(f);
+	assert_non_null(line);
+	o = json_tokener_parse(line);
+	assert_error(o, "too_large");
+	json_object_put(o);
+	free(line);
+	assert_null(read_line(f)); /* closed */
+	assert_int_equal(server_n_connections(f->d->server), 0);
+	free(big);
+}
+
+static void test_pipelined_requests_in_one_write(void **state)
+{
+	struct fixture *f = *state;
+	char lines[4096] = "", one[64];
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(one, sizeof(one), "{\"op\":\"ping\",\"id\":%d}\n", i);
+		strcat(lines, one);
+	}
+	send_all(f, lines, strlen(lines));
+	for (int i = 0; i < 50; i++) {
+		char *line = read_line(f), want[16];
+		struct json_object *o = json_tokener_parse(line);
+
+		snprintf(want, sizeof(want), "%d", i);
+		assert_string_equal(str(o, "id"), want);
+		json_object_put(o);
+		free(line);
+	}
+}
+
+static void test_request_split_byte_by_byte(void **state)
+{
+	struct fixture *f = *state;
+	const char *req = "{\"op\":\"ping\",\"id\":\"slow\"}\r\n";
+	struct json_object *o;
+	char *line;
+
+	for (const char *p = req; *p; p++) {
+		send_all(f, p, 1);
+		assert_true(sd_event_run(f->e, 0) >= 0);
+	}
+	line = read_line(f);
+	o = json_tokener_parse(line);
+	assert_string_equal(str(o, "id"), "slow");
+	json_object_put(o);
+	free(line);
+}
+
+static void test_client_vanishing_mid_reply(void **state)
+{
+	struct fixture *f = *state;
+	char *token = make_token(time(NULL) + 3600, "user-1");
+	char lines[64 * 20] = "";
+
+	hold_token(f->d, token);
+	for (int i = 0; i < 60; i++)
+		strcat(lines, "{\"op\":\"get\"}\n");
+	send_all(f, lines, strlen(lines));
+	close(f->fd); /* gone before reading anything: no SIGPIPE, connection freed */
+	f->fd = -1;
+	for (int i = 0; i < 20 && server_n_connections(f->d->server) > 0; i++)
+		assert_true(sd_event_run(f->e, 10 * 1000) >= 0);
+	assert_int_equal(server_n_connections(f->d->server), 0);
+	free(token);
+}
+
+static void test_end_of_stream_answers_last_request(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *o;
+	char *line;
+
+	send_all(f, "{\"op\":\"ping\"}\n", 14);
+	shutdown(f->fd, SHUT_WR);
+	line = read_line(f);
+	assert_non_null(line);
+	o = json_tokener_parse(line);
+	assert_non_null(o);
+	json_object_put(o);
+	free(line);
+	assert_null(read_line(f));
+}
+
+static void test_shutdown_exits_loop(void **state)
+{
+	struct fixture *f = *state;
+
+	server_shutdown(f->d->server);
+	assert_int_equal(server_n_connections(f->d->server), 0);
+	assert_int_equal(sd_event_get_state(f->e), SD_EVENT_FINISHED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_without_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_expired_token_is_never_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests_keep_the_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_large_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_requests_in_one_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_split_byte_by_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_vanishing_mid_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_of_stream_answers_last_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_exits_loop, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -203,7 +203,9 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 	n = linebuf_fill(&c->in, c->fd);
 	if (n == -EAGAIN)
 		return 0;
-	if (n < 0 && n != -ENOBUFS)
+	/* -ENOBUFS: a line over the limit, answered below. -EBUSY: the buffer is full of
+	 * complete lines, answered now. */
+	if (n < 0 && n != -ENOBUFS && n != -EBUSY)
 		goto drop;
 	conn_process(c);
 	if (!c->closing && linebuf_overflowed(&c->in)) {

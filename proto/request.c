@@ -653,10 +653,9 @@ static int parse_object(struct parser *ps, struct request *req, struct state *st
 	if (c < 0)
 		return fail(ps, MSG_EMPTY);
 	if (c != '{') {
-		if (c == '[' || c == '"' || c == '-' || is_digit(c) || c == 't' || c == 'f' ||
-				c == 'n')
-			return fail(ps, MSG_NOT_OBJECT);
-		return fail(ps, MSG_JSON);
+		/* Say "not an object" only to what is JSON, such as an array or a string. */
+		r = skip_value(ps, 0);
+		return r < 0 ? r : fail(ps, MSG_NOT_OBJECT);
 	}
 	ps->p++;
 

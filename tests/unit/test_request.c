@@ -600,6 +600,14 @@ static void test_not_object(void **state)
 	assert_string_equal(last_msg, "request is empty");
 	assert_err("op=get", ERR_BAD);
 	assert_string_equal(last_msg, "request is not valid JSON");
+	assert_err("not json", ERR_BAD);
+	assert_string_equal(last_msg, "request is not valid JSON");
+	assert_err("nul", ERR_BAD);
+	assert_string_equal(last_msg, "request is not valid JSON");
+	assert_err("[1,", ERR_BAD);
+	assert_string_equal(last_msg, "request is not valid JSON");
+	assert_err("[\"\xff\"]", ERR_BAD);
+	assert_string_equal(last_msg, "string is not valid UTF-8");
 	assert_err("GET / HTTP/1.1", ERR_BAD);
 	assert_err("}", ERR_BAD);
 }
@@ -892,8 +900,7 @@ static void test_password_wiped_on_failure(void **state)
 			"{\"op\":\"login\",\"password\":\"hunter2\",\"x\":\"\xff\"}",
 			"{\"op\":\"login\",\"password\":\"hunter2\",\"password\":\"hunter3\"}",
 			"{\"op\":\"login\",\"password\":\"hunter2\",\"username\":5}",
-			"{\"op\":\"login\",\"password\":\"hunter2\",\"mfa\":"
-			"\"12345678901234567890\"}",
+			"{\"op\":\"login\",\"password\":\"hunter2\",\"mfa\":\"12345678901234567\"}",
 			"{\"op\":\"login\",\"password\":\"hunter2\",\"v\":2}",
 			"{\"op\":\"nope\",\"password\":\"hunter2\"}",
 			"{\"password\":\"hunter2\"}",

@@ -215,41 +215,46 @@ static int check_version(struct json_object *obj)
 	return json_object_get_int64(v) == PROTO_VERSION ? 0 : -EPROTO;
 }
 
-int connect_call(const char *path, const char *op, int64_t timeout_ms, struct connect_reply *ret)
+int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
 {
-	int64_t deadline = now_ms() + timeout_ms;
 	_cleanup_(closep) int fd = -EBADF;
-	struct connect_reply rep = {.line = NULL};
-	char req[PROTO_MAX_OP + 32], *line;
-	size_t len;
-	int n, r, send_r;
-
-	/* op is one of our fixed request names, so it needs no JSON escaping. */
-	n = snprintf(req, sizeof(req), "{\"op\":\"%s\",\"v\":%d}\n", op, PROTO_VERSION);
-	if (n < 0 || (size_t)n >= sizeof(req))
-		return -EINVAL;
+	int r;
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	r = connect_unix(fd, path, deadline);
+	r = connect_unix(fd, path, now_ms() + timeout_ms);
 	if (r < 0)
 		return r;
+	*ret_fd = take_fd(&fd);
+	return 0;
+}
+
+int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
+		struct connect_reply *ret)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	struct connect_reply rep = {.line = NULL};
+	char *line;
+	size_t line_len;
+	int r, send_r;
 
 	/* If the daemon hangs up while we send (too_many_clients, a shutdown), it may still have
 	 * left a reply line saying why: read that before reporting the send error. */
-	send_r = send_all(fd, req, (size_t)n, deadline);
+	send_r = send_all(fd, req, len, deadline);
+	if (wipe)
+		explicit_bzero(req, len);
 	if (send_r < 0 && send_r != -EPIPE && send_r != -ECONNRESET)
 		return send_r;
 
 	linebuf_init(&rep.buf, PROTO_MAX_LINE);
-	r = recv_line(fd, &rep.buf, deadline, &line, &len);
+	r = recv_line(fd, &rep.buf, deadline, &line, &line_len);
 	if (r < 0) {
 		if (send_r < 0 && r == -ECONNRESET)
 			r = send_r;
 		goto fail;
 	}
-	r = reply_parse(line, len, &rep.obj);
+	r = reply_parse(line, line_len, &rep.obj);
 	if (r < 0)
 		goto fail;
 	r = check_version(rep.obj);
@@ -257,13 +262,29 @@ int connect_call(const char *path, const char *op, int64_t timeout_ms, struct co
 		goto fail;
 
 	rep.line = line;
-	rep.len = len;
+	rep.len = line_len;
 	*ret = rep;
 	return 0;
 
 fail:
 	connect_reply_done(&rep);
 	return r;
+}
+
+int connect_call(const char *path, char *req, size_t len, bool wipe, int64_t timeout_ms,
+		struct connect_reply *ret)
+{
+	int64_t start = now_ms();
+	_cleanup_(closep) int fd = -EBADF;
+	int r;
+
+	r = connect_open(path, timeout_ms, &fd);
+	if (r < 0) {
+		if (wipe)
+			explicit_bzero(req, len);
+		return r;
+	}
+	return connect_exchange(fd, req, len, wipe, timeout_ms - (now_ms() - start), ret);
 }
 
 void connect_reply_done(struct connect_reply *r)

@@ -33,13 +33,26 @@ bool connect_profile_valid(const char *name);
 int connect_socket_path(const char *socket_opt, const char *profile_opt, char **ret_path,
 		const char **ret_bad);
 
-/* Connects to path, sends {"op":op,"v":1} and reads one reply line, all within timeout_ms.
- * Returns 0 and fills *ret (release with connect_reply_done()), or: -ENOENT/-ECONNREFUSED
- * (no daemon listening), -EACCES/-EPERM (socket not accessible), -ETIMEDOUT (deadline
- * passed), -ECONNRESET (closed without a reply), -EMSGSIZE (reply line too long), -EBADMSG
- * (reply not a JSON object with boolean "ok"), -EPROTO (reply "v" is not PROTO_VERSION),
- * -ENAMETOOLONG, or another -errno. */
-int connect_call(const char *path, const char *op, int64_t timeout_ms, struct connect_reply *ret);
+/* Connects to path within timeout_ms. Returns 0 and the connected socket (non-blocking,
+ * close-on-exec; the caller closes it) in *ret_fd, or -ENOENT/-ECONNREFUSED (no daemon
+ * listening), -EACCES/-EPERM (socket not accessible), -ETIMEDOUT, -ENAMETOOLONG, or another
+ * -errno. */
+int connect_open(const char *path, int64_t timeout_ms, int *ret_fd);
+
+/* Sends the request line req[0..len) (one JSON object ending in '\n') on fd and reads one
+ * reply line, all within timeout_ms. With wipe, req is wiped (explicit_bzero) as soon as it
+ * has been sent, or on failure, so a request holding a password is gone before the wait
+ * for the reply. Returns 0 and fills *ret (release with connect_reply_done()), or:
+ * -ETIMEDOUT (deadline passed), -ECONNRESET/-EPIPE (closed without a reply), -EMSGSIZE (reply
+ * line too long), -EBADMSG (reply not a JSON object with boolean "ok"), -EPROTO (reply "v" is
+ * not PROTO_VERSION), or another -errno. */
+int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
+		struct connect_reply *ret);
+
+/* connect_open() and connect_exchange() in one, with one deadline for both: the one request
+ * per connection the client makes. Returns what they return. */
+int connect_call(const char *path, char *req, size_t len, bool wipe, int64_t timeout_ms,
+		struct connect_reply *ret);
 
 /* Wipes the reply line and the "token" string of the parsed reply, frees both. */
 void connect_reply_done(struct connect_reply *r);

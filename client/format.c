@@ -211,13 +211,47 @@ static void print_time(FILE *f, const char *label, long long t, long long now, b
 	print_line(f, label, line);
 }
 
+char *format_validity(struct json_object *obj, long long now, char *buf, size_t size)
+{
+	char iso[32], rel[48];
+	long long at, in;
+
+	if (!get_int(obj, "expires_at", &at)) {
+		snprintf(buf, size, "without an expiry time");
+		return buf;
+	}
+	/* The daemon's expires_in is measured against its clock, which signed the expiry. */
+	if (!get_int(obj, "expires_in", &in))
+		in = at - now;
+	proto_format_time(at, iso, sizeof(iso));
+	if (in > 0)
+		snprintf(buf, size, "valid until %s (%s)", iso,
+				format_relative(in, rel, sizeof(rel)));
+	else
+		snprintf(buf, size, "expired at %s", iso);
+	return buf;
+}
+
+/* What the user should do about a state, or NULL when it needs nobody. */
+static const char *state_hint(const char *state, const char *kind)
+{
+	if (strcmp(state, "credentials_rejected") == 0)
+		return "RegScale rejected the credentials; run 'regscale-token login'";
+	if (strcmp(state, "expired") == 0 && kind && strcmp(kind, "login") == 0)
+		return "run 'regscale-token refresh', or 'regscale-token login'";
+	return NULL;
+}
+
 int format_status(FILE *f, struct json_object *obj, long long now)
 {
 	const char *state = get_str(obj, "state");
 	const char *message = get_str(obj, "message");
 	const char *version = get_str(obj, "version");
 	const char *err = get_str(obj, "last_error");
+	const char *kind = get_str(obj, "kind");
+	const char *hint;
 	char line[640], clean[512], d[32];
+	struct json_object *v;
 	long long t, n;
 	int o;
 
@@ -232,12 +266,12 @@ int format_status(FILE *f, struct json_object *obj, long long now)
 	print_line(f, "state:", line);
 	print_line(f, "user:", get_str(obj, "user_id"));
 	print_line(f, "url:", get_str(obj, "url"));
-	print_line(f, "kind:", get_str(obj, "kind"));
+	print_line(f, "kind:", kind);
 
 	if (get_int(obj, "expires_at", &t))
 		print_time(f, "expires:", t, now, true);
-	else if (strcmp(state, "no_token") == 0)
-		print_line(f, "expires:", NULL);
+	else if (!get_str(obj, "kind"))
+		print_line(f, "expires:", NULL); /* no token, so no expiry to speak of */
 	else
 		print_line(f, "expires:", "unknown (the token has no exp claim)");
 	if (get_int(obj, "last_refresh", &t) && t > 0)
@@ -246,15 +280,14 @@ int format_status(FILE *f, struct json_object *obj, long long now)
 		print_time(f, "next refresh:", t, now, false);
 	else
 		print_line(f, "next refresh:", "none");
-
-	if (err && *err) {
-		if (get_int(obj, "retries", &n) && n > 0)
-			snprintf(line, sizeof(line), "%s (retries: %lld)",
-					format_sanitize(err, clean, sizeof(clean)), n);
-		else
-			snprintf(line, sizeof(line), "%s",
-					format_sanitize(err, clean, sizeof(clean)));
-		print_line(f, "last error:", line);
+	if (json_object_object_get_ex(obj, "login_in_flight", &v) &&
+			json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v))
+		print_line(f, "login:", "in progress");
+	if (err && *err)
+		print_line(f, "last error:", err);
+	if (get_int(obj, "retries", &n) && n > 0) {
+		snprintf(line, sizeof(line), "%lld", n);
+		print_line(f, "retries:", line);
 	}
 
 	o = snprintf(line, sizeof(line), "regscale-tokend %s",
@@ -265,11 +298,17 @@ int format_status(FILE *f, struct json_object *obj, long long now)
 		snprintf(line + o, sizeof(line) - (size_t)o, ", up %s",
 				format_duration(n, d, sizeof(d)));
 	print_line(f, "daemon:", line);
+
+	hint = state_hint(state, kind);
+	if (hint)
+		print_line(f, "hint:", hint);
 	return 0;
 }
 
-const char *format_error_hint(enum proto_error err)
+const char *format_error_hint(enum proto_error err, enum proto_op op)
 {
+	bool session = op == PROTO_OP_LOGIN || op == PROTO_OP_LOGOUT || op == PROTO_OP_REFRESH;
+
 	switch (err) {
 	case PROTO_E_BAD_REQUEST:
 	case PROTO_E_UNSUPPORTED_VERSION:
@@ -280,20 +319,32 @@ const char *format_error_hint(enum proto_error err)
 		return "the daemon is busy, retry in a moment";
 	case PROTO_E_IDLE_TIMEOUT:
 	case PROTO_E_TIMEOUT:
+		if (op == PROTO_OP_GET)
+			return "retry, perhaps with a longer --wait, and see 'regscale-token "
+			       "status'";
 		return "retry, and check the daemon's log if it persists";
 	case PROTO_E_PERMISSION_DENIED:
+		if (session)
+			return "run it as the daemon's own user or as root";
 		return "ask the daemon's administrator to add your user or group to allow_users / "
 		       "allow_groups";
 	case PROTO_E_NO_TOKEN:
-		return "check the daemon's token_file / run 'regscale-token status'";
-	case PROTO_E_TOKEN_EXPIRED:
-		return "put a fresh token in the daemon's token_file (it reloads on change) / run "
+		if (op == PROTO_OP_REFRESH)
+			return "run 'regscale-token login' first, or check the daemon's token_file";
+		return "run 'regscale-token login', or check the daemon's token_file / see "
 		       "'regscale-token status'";
+	case PROTO_E_TOKEN_EXPIRED:
+		return "see 'regscale-token status': a login token is renewed by 'regscale-token "
+		       "refresh' or 'login', a service token by a fresh token_file";
 	case PROTO_E_LOGIN_FAILED:
-		return "check the RegScale url and network, and the daemon's log / run "
+		return "check the RegScale url and network, and the daemon's log / see "
 		       "'regscale-token status'";
 	case PROTO_E_CREDENTIALS_REJECTED:
-		return "fix the username / password_file in the daemon's configuration";
+		if (op == PROTO_OP_LOGIN)
+			return "check the username, password and MFA code, and run "
+			       "'regscale-token login' again";
+		return "run 'regscale-token login' with valid credentials, or fix the username / "
+		       "password_file in the daemon's configuration";
 	case PROTO_OK:
 	case PROTO_E_INTERNAL:
 	case _PROTO_E_MAX:

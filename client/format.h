@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "proto/proto.h"
+#include "proto/request.h"
 
 enum format_token {
 	FORMAT_RAW,    /* "<jwt>" */
@@ -43,10 +44,17 @@ char *format_relative(long long delta, char *buf, size_t size);
  * NULL prints as "". Returns buf. */
 char *format_sanitize(const char *s, char *buf, size_t size);
 
+/* Writes how long the token of a get/login/refresh/status reply obj is valid: "valid until
+ * 2026-11-29T14:00:00Z (in 15h 58m)" from "expires_at" (and "expires_in", else now), or
+ * "without an expiry time" when it has none. Returns buf. */
+char *format_validity(struct json_object *obj, long long now, char *buf, size_t size);
+
 /* Prints the human summary of a status reply obj (aligned "label: value" lines) to f, with
- * relative times computed against now (unix seconds). Returns 0, or -EBADMSG when obj has
- * no string "state". */
+ * relative times computed against now (unix seconds): state, token, refresh times, the last
+ * error, retries (when > 0), a login in flight, and a hint line for a state that needs the
+ * user. Returns 0, or -EBADMSG when obj has no string "state". */
 int format_status(FILE *f, struct json_object *obj, long long now);
 
-/* Returns a static one-line hint on what to do about daemon error err. */
-const char *format_error_hint(enum proto_error err);
+/* Returns a static one-line hint on what to do about daemon error err, answered to a request
+ * op (the hints for a login differ from those for a get). */
+const char *format_error_hint(enum proto_error err, enum proto_op op);

@@ -19,7 +19,7 @@ int fields_put(char *buf, size_t size, size_t *pos, const char *name, const char
 int fields_put_int(char *buf, size_t size, size_t *pos, const char *name, int64_t value);
 
 /* Reads the field at msg[*pos..len): points *ret_name (NUL-terminated copy in name_buf of
- * FIELDS_MAX_NAME + 1 bytes) and *ret_value/*ret_len into msg, and advances *pos. Returns
+ * FIELDS_MAX_NAME + 1 bytes) and *ret_value, *ret_len into msg, and advances *pos. Returns
  * 1 for a field, 0 at the end of msg, or -EBADMSG when msg is malformed. */
 int fields_next(const char *msg, size_t len, size_t *pos, char *name_buf,
 	const char **ret_value, size_t *ret_len);

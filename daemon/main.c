@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/log.h"
+#include "daemon/refresh.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
@@ -28,6 +29,8 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -c, --config FILE   read the configuration from FILE (INI)\n"
 		"  -s, --socket PATH   listen on PATH (overrides [daemon] socket)\n"
+		"      --login-helper PATH  run PATH as the login helper (default:\n"
+		"                      " RT_LOGIN_HELPER ")\n"
 		"  -d, --debug         log debug lines too\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
@@ -51,6 +54,19 @@ static char *default_socket_path(void)
 	if (asprintf(&path, "%s/regscale-token/default.sock", xdg) < 0)
 		return NULL;
 	return path;
+}
+
+/* Serves a service token when one is configured (token_file or the credential "token"),
+ * else logs in with a password when credentials are known, else waits for a login. */
+static void load_token_source(struct tokend *d)
+{
+	d->source = source_free(d->source);
+	if (source_new(d, &d->source) >= 0) {
+		(void)source_load(d->source);
+		(void)source_watch(d->source);
+		return;
+	}
+	(void)refresh_setup(d);
 }
 
 static int reload(struct tokend *d)
@@ -78,12 +94,7 @@ static int reload(struct tokend *d)
 			d->config = fresh;
 		}
 	}
-	d->source = source_free(d->source);
-	r = source_new(d, &d->source);
-	if (r >= 0) {
-		(void)source_load(d->source);
-		(void)source_watch(d->source);
-	}
+	load_token_source(d);
 	tokend_update_status(d);
 	(void)sd_notify(0, "READY=1");
 	return 0;
@@ -149,7 +160,7 @@ static int setup_socket(struct tokend *d, const char *socket_arg)
 	return r;
 }
 
-static int run(const char *config_path, const char *socket_arg)
+static int run(const char *config_path, const char *socket_arg, const char *login_helper)
 {
 	sd_event *e = NULL;
 	struct tokend *d = NULL;
@@ -167,6 +178,7 @@ static int run(const char *config_path, const char *socket_arg)
 		log_error_errno(r, "cannot set up secure memory");
 		goto out;
 	}
+	d->login_helper = login_helper;
 	if (config_path) {
 		r = config_load(&d->config, config_path, err, sizeof(err));
 		if (r < 0) {
@@ -179,6 +191,7 @@ static int run(const char *config_path, const char *socket_arg)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD); /* for sd_event_add_child(): login helpers */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((r = sd_event_add_signal(e, NULL, SIGTERM, on_signal, d)) < 0 ||
 			(r = sd_event_add_signal(e, NULL, SIGINT, on_signal, d)) < 0 ||
@@ -192,11 +205,8 @@ static int run(const char *config_path, const char *socket_arg)
 		goto out;
 
 	/* A missing or bad token is not fatal: the daemon answers no_token with the reason
-	 * and picks the token up as soon as the file is fixed. */
-	if (source_new(d, &d->source) >= 0) {
-		(void)source_load(d->source);
-		(void)source_watch(d->source);
-	}
+	 * and picks the token up as soon as the file is fixed or a login succeeds. */
+	load_token_source(d);
 	tokend_update_status(d);
 	(void)sd_notify(0, "READY=1");
 
@@ -215,11 +225,12 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"socket", required_argument, NULL, 's'},
 		{"debug", no_argument, NULL, 'd'},
+		{"login-helper", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	const char *config_path = NULL, *socket_arg = NULL;
+	const char *config_path = NULL, *socket_arg = NULL, *login_helper = RT_LOGIN_HELPER;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:s:dhV", options, NULL)) >= 0) {
@@ -232,6 +243,9 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			log_set_debug(1);
+			break;
+		case 'L':
+			login_helper = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -250,5 +264,5 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	harden_process();
-	return run(config_path, socket_arg);
+	return run(config_path, socket_arg, login_helper);
 }

@@ -5,7 +5,10 @@
 
 #include "daemon/jwt.h"
 #include "daemon/log.h"
+#include "daemon/login.h"
 #include "daemon/ops.h"
+#include "daemon/refresh.h"
+#include "daemon/source.h"
 #include "proto/reply.h"
 #include "proto/util.h"
 
@@ -32,7 +35,7 @@ static void put_time(struct json_object *o, const char *key, int64_t t)
 		put_int(o, key, t);
 }
 
-/* The fields describing the held token, shared by get and status. */
+/* The fields describing the held token, shared by get, status, login and refresh. */
 static void put_token_fields(struct json_object *o, const struct tokend *d, int64_t now)
 {
 	const struct token_info *info = &d->info;
@@ -46,15 +49,15 @@ static void put_token_fields(struct json_object *o, const struct tokend *d, int6
 		put_string(o, "user_id", info->claims.user_id);
 	}
 	put_string(o, "url", d->config.url);
-	if (!d->token || !info->claims.has_exp) {
+	if (!d->token || !info->expires_at) {
 		put_null(o, "expires_at");
 		put_null(o, "expires");
 		put_null(o, "expires_in");
 		return;
 	}
-	put_int(o, "expires_at", info->claims.exp);
-	put_string(o, "expires", proto_format_time(info->claims.exp, iso, sizeof(iso)));
-	put_int(o, "expires_in", info->claims.exp > now ? info->claims.exp - now : 0);
+	put_int(o, "expires_at", info->expires_at);
+	put_string(o, "expires", proto_format_time(info->expires_at, iso, sizeof(iso)));
+	put_int(o, "expires_in", info->expires_at > now ? info->expires_at - now : 0);
 }
 
 /* Serialises obj into the reply buffer and drops it. */
@@ -84,8 +87,31 @@ void ops_error(struct tokend *d, enum proto_error err, const char *message, cons
 	d->reply_buf->len = (size_t)n;
 }
 
-static enum proto_error answer_ping(struct tokend *d, const struct request *req, char *msg,
-		size_t msg_size)
+/* One answering of one request. */
+struct call {
+	const struct ucred *peer;
+	bool first;    /* first time this request is answered: it may start a login */
+	bool final;    /* its wait ran out: it must be answered now */
+	bool wait;     /* out: the request waits for the login in flight */
+	char msg[512]; /* out: the message of an error reply */
+};
+
+typedef enum proto_error (*answer_fn)(struct tokend *d, const struct request *req,
+	struct call *call);
+
+/* Changing what the daemon holds is for its own uid and root. */
+static bool peer_is_admin(const struct ucred *peer)
+{
+	return peer->uid == getuid() || peer->uid == 0;
+}
+
+static const char *or(const char *s, const char *fallback)
+{
+	return s && s[0] ? s : fallback;
+}
+
+static enum proto_error answer_ping(struct tokend *d, const struct request *req,
+	struct call *call)
 {
 	struct json_object *obj = reply_new_ok(req->id);
 
@@ -95,8 +121,8 @@ static enum proto_error answer_ping(struct tokend *d, const struct request *req,
 	return finish(d, obj);
 }
 
-static enum proto_error answer_status(struct tokend *d, const struct request *req, char *msg,
-		size_t msg_size)
+static enum proto_error answer_status(struct tokend *d, const struct request *req,
+	struct call *call)
 {
 	struct json_object *obj = reply_new_ok(req->id);
 	int64_t now = now_unix();
@@ -104,47 +130,26 @@ static enum proto_error answer_status(struct tokend *d, const struct request *re
 
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, "state", token_state_name(tokend_token_state(d, now)));
+	put_string(obj, "state", refresh_state_name(d));
 	put_string(obj, "message", tokend_status_line(d, line, sizeof(line)));
 	put_token_fields(obj, d, now);
 	put_time(obj, "last_refresh", d->last_refresh);
-	/* A service token is never refreshed by the daemon, only reloaded. */
-	put_null(obj, "next_refresh");
+	put_time(obj, "next_refresh", d->next_refresh);
 	put_string(obj, "last_error", d->last_error);
-	put_int(obj, "retries", 0);
+	put_int(obj, "retries", d->retries);
+	json_object_object_add(obj, "login_in_flight", json_object_new_boolean(d->login != NULL));
 	put_string(obj, "version", RT_VERSION);
 	put_int(obj, "pid", getpid());
 	put_int(obj, "uptime", (int64_t)((now_monotonic_usec() - d->started_usec) / 1000000ULL));
 	return finish(d, obj);
 }
 
-static enum proto_error answer_get(struct tokend *d, const struct request *req, char *msg,
-		size_t msg_size)
+static enum proto_error reply_token(struct tokend *d, const struct request *req, int64_t now)
 {
 	_cleanup_(secret_freep) struct secret *token = NULL;
 	struct secret *buf = d->reply_buf;
-	int64_t now = now_unix();
 	struct json_object *obj;
-	char iso[32];
 	int n, r;
-
-	switch (tokend_token_state(d, now)) {
-	case TOKEN_STATE_NONE:
-		snprintf(msg, msg_size, "%s",
-			d->last_error[0] ? d->last_error : "the daemon holds no token");
-		return PROTO_E_NO_TOKEN;
-	case TOKEN_STATE_EXPIRED:
-		snprintf(msg, msg_size, "the token expired at %s; the daemon needs a new one",
-			proto_format_time(d->info.claims.exp, iso, sizeof(iso)));
-		return PROTO_E_TOKEN_EXPIRED;
-	case TOKEN_STATE_VALID:
-		break;
-	}
-	if (req->min_valid > 0 && d->info.claims.has_exp && d->info.claims.exp - now < req->min_valid) {
-		snprintf(msg, msg_size, "the token is valid for %lld s only, less than min_valid",
-			(long long)(d->info.claims.exp - now));
-		return PROTO_E_TOKEN_EXPIRED;
-	}
 
 	r = vault_open(d->vault, d->token, &token);
 	if (r < 0) {
@@ -177,41 +182,239 @@ static enum proto_error answer_get(struct tokend *d, const struct request *req, 
 	return PROTO_OK;
 }
 
-typedef enum proto_error (*answer_fn)(struct tokend *d, const struct request *req, char *msg,
-	size_t msg_size);
+/* Why no token can be served, as an error code and message. */
+static enum proto_error no_token_error(struct tokend *d, enum token_state state, int64_t now,
+	struct call *call)
+{
+	char iso[32];
+
+	if (d->credentials_rejected) {
+		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
+		return PROTO_E_CREDENTIALS_REJECTED;
+	}
+	if (state == TOKEN_STATE_EXPIRED) {
+		snprintf(call->msg, sizeof(call->msg), "the token expired at %s%s%s",
+			proto_format_time(d->info.expires_at, iso, sizeof(iso)),
+			d->last_error[0] ? "; " : "", d->last_error);
+		return PROTO_E_TOKEN_EXPIRED;
+	}
+	if (d->login) {
+		snprintf(call->msg, sizeof(call->msg), "no token yet: a login is in progress");
+		return PROTO_E_NO_TOKEN;
+	}
+	if (d->login_done && d->last_outcome != LOGIN_OK) {
+		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
+		return PROTO_E_LOGIN_FAILED;
+	}
+	snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "the daemon holds no token"));
+	return PROTO_E_NO_TOKEN;
+}
+
+static enum proto_error answer_get(struct tokend *d, const struct request *req,
+	struct call *call)
+{
+	int64_t now = now_unix();
+	enum token_state state;
+	bool may_wait = req->wait > 0 || (req->min_valid > 0 && req->wait < 0);
+
+	if (call->first)
+		refresh_check_due(d);
+	state = tokend_token_state(d, now);
+	if (state == TOKEN_STATE_VALID && (req->min_valid <= 0 || !d->info.expires_at ||
+						  d->info.expires_at - now >= req->min_valid))
+		return reply_token(d, req, now);
+
+	if (may_wait && !call->final &&
+			(d->login || (call->first && refresh_now(d, "a client needs a fresher token") > 0))) {
+		call->wait = true;
+		return PROTO_OK;
+	}
+	if (state == TOKEN_STATE_VALID) {
+		snprintf(call->msg, sizeof(call->msg), "the token is valid for %llds only, less "
+			 "than min_valid%s%s", (long long)(d->info.expires_at - now),
+			d->last_error[0] ? "; " : "", d->last_error);
+		return PROTO_E_TOKEN_EXPIRED;
+	}
+	return no_token_error(d, state, now, call);
+}
+
+/* The reply to login and refresh once the login they started or joined is over. */
+static enum proto_error login_outcome_reply(struct tokend *d, const struct request *req,
+	struct call *call)
+{
+	struct json_object *obj;
+
+	if (d->login) {
+		if (!call->final) {
+			call->wait = true;
+			return PROTO_OK;
+		}
+		snprintf(call->msg, sizeof(call->msg), "the login is still in progress");
+		return PROTO_E_TIMEOUT;
+	}
+	if (!d->login_done || d->last_outcome != LOGIN_OK ||
+			tokend_token_state(d, now_unix()) != TOKEN_STATE_VALID) {
+		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "login failed"));
+		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;
+	}
+	obj = reply_new_ok(req->id);
+	if (!obj)
+		return PROTO_E_INTERNAL;
+	put_string(obj, "state", refresh_state_name(d));
+	put_token_fields(obj, d, now_unix());
+	put_time(obj, "next_refresh", d->next_refresh);
+	return finish(d, obj);
+}
+
+static enum proto_error answer_login(struct tokend *d, const struct request *req,
+	struct call *call)
+{
+	const char *username = or(req->username, d->config.username);
+	int r;
+
+	if (!call->first)
+		return login_outcome_reply(d, req, call);
+	if (!peer_is_admin(call->peer)) {
+		snprintf(call->msg, sizeof(call->msg), "only the daemon's user may log it in");
+		return PROTO_E_PERMISSION_DENIED;
+	}
+	if (d->source) {
+		snprintf(call->msg, sizeof(call->msg), "this daemon serves a service token; remove "
+			 "token_file to use password login");
+		return PROTO_E_BAD_REQUEST;
+	}
+	if (!req->has_secret || req->secret_len == 0) {
+		snprintf(call->msg, sizeof(call->msg), "login needs a \"password\"");
+		return PROTO_E_BAD_REQUEST;
+	}
+	if (!username) {
+		snprintf(call->msg, sizeof(call->msg), "login needs a \"username\" (none configured)");
+		return PROTO_E_BAD_REQUEST;
+	}
+	r = refresh_set_credentials(d, username, req->secret, req->secret_len, req->mfa);
+	if (r < 0 && !d->login_done) {
+		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, strerror(-r)));
+		return PROTO_E_LOGIN_FAILED;
+	}
+	return login_outcome_reply(d, req, call);
+}
+
+static enum proto_error answer_refresh(struct tokend *d, const struct request *req,
+	struct call *call)
+{
+	if (!call->first)
+		return login_outcome_reply(d, req, call);
+	if (!peer_is_admin(call->peer)) {
+		snprintf(call->msg, sizeof(call->msg), "only the daemon's user may refresh it");
+		return PROTO_E_PERMISSION_DENIED;
+	}
+	if (d->source) {
+		/* A service token is not refreshed by logging in; re-reading it is the refresh. */
+		if (source_load(d->source) < 0) {
+			snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
+			return PROTO_E_LOGIN_FAILED;
+		}
+		return answer_status(d, req, call);
+	}
+	if (refresh_now(d, "requested by a client") <= 0) {
+		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "cannot log in"));
+		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;
+	}
+	return login_outcome_reply(d, req, call);
+}
+
+static enum proto_error answer_logout(struct tokend *d, const struct request *req,
+	struct call *call)
+{
+	struct json_object *obj;
+
+	if (!peer_is_admin(call->peer)) {
+		snprintf(call->msg, sizeof(call->msg), "only the daemon's user may log it out");
+		return PROTO_E_PERMISSION_DENIED;
+	}
+	refresh_logout(d);
+	obj = reply_new_ok(req->id);
+	if (!obj)
+		return PROTO_E_INTERNAL;
+	put_string(obj, "state", refresh_state_name(d));
+	return finish(d, obj);
+}
 
 static const answer_fn answers[_PROTO_OP_MAX] = {
 	[PROTO_OP_PING] = answer_ping,
 	[PROTO_OP_GET] = answer_get,
 	[PROTO_OP_STATUS] = answer_status,
+	[PROTO_OP_LOGIN] = answer_login,
+	[PROTO_OP_LOGOUT] = answer_logout,
+	[PROTO_OP_REFRESH] = answer_refresh,
 };
 
-void ops_answer(struct tokend *d, const struct ucred *peer, const char *line, size_t len)
+static enum ops_result run(struct tokend *d, const struct request *req, struct call *call)
 {
+	enum proto_error err = answers[req->op](d, req, call);
+
+	if (err != PROTO_OK) {
+		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->pid,
+			(unsigned)call->peer->uid, proto_op_name(req->op), proto_error_name(err),
+			or(call->msg, "internal error"));
+		ops_error(d, err, or(call->msg, "internal error, see the daemon log"), req->id);
+		return OPS_REPLY;
+	}
+	return call->wait ? OPS_WAIT : OPS_REPLY;
+}
+
+/* How long a request may wait for a login, in microseconds. */
+static uint64_t wait_usec(const struct tokend *d, const struct request *req)
+{
+	int64_t sec;
+
+	if (req->op == PROTO_OP_GET)
+		sec = req->wait >= 0 ? req->wait : 30;
+	else
+		sec = (int64_t)(d->config.connect_timeout_sec + d->config.total_timeout_sec) + 10;
+	if (sec > 300)
+		sec = 300;
+	return (uint64_t)sec * 1000000ULL;
+}
+
+enum ops_result ops_answer(struct tokend *d, const struct ucred *peer, const char *line,
+	size_t len, struct request *pending, uint64_t *ret_wait_usec)
+{
+	struct call call = {.peer = peer, .first = true};
 	struct request req;
 	const char *why = NULL;
 	enum proto_error err;
-	char msg[256] = "";
+	enum ops_result res;
 
 	memset(&req, 0, sizeof(req));
+	req.secret = d->request_secret->data;
+	req.secret_size = d->request_secret->size;
 	err = request_parse(line, len, &req, &why);
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s: %s", (int)peer->pid, (unsigned)peer->uid,
-			proto_error_name(err), why ? why : "invalid request");
-		ops_error(d, err, why ? why : "invalid request", req.has_id ? req.id : NULL);
-		return;
+			proto_error_name(err), or(why, "invalid request"));
+		ops_error(d, err, or(why, "invalid request"), req.has_id ? req.id : NULL);
+		return OPS_REPLY;
 	}
 	log_debug("client pid %d uid %u: %s", (int)peer->pid, (unsigned)peer->uid,
 		proto_op_name(req.op));
-
-	if (!answers[req.op]) {
-		log_notice("client pid %d uid %u: \"%s\" is not supported by this daemon",
-			(int)peer->pid, (unsigned)peer->uid, proto_op_name(req.op));
-		ops_error(d, PROTO_E_UNKNOWN_OP, "this daemon version serves service tokens only "
-			  "and does not support this request", req.id);
-		return;
+	res = run(d, &req, &call);
+	/* The password was sealed (or refused) by now. */
+	explicit_bzero(d->request_secret->data, req.secret_len + 1);
+	req.secret = NULL;
+	req.secret_len = 0;
+	req.has_secret = false;
+	if (res == OPS_WAIT) {
+		*pending = req;
+		*ret_wait_usec = wait_usec(d, &req);
 	}
-	err = answers[req.op](d, &req, msg, sizeof(msg));
-	if (err != PROTO_OK)
-		ops_error(d, err, msg[0] ? msg : "internal error, see the daemon log", req.id);
+	return res;
+}
+
+enum ops_result ops_resume(struct tokend *d, const struct ucred *peer,
+	const struct request *req, bool final)
+{
+	struct call call = {.peer = peer, .final = final};
+
+	return run(d, req, &call);
 }

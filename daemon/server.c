@@ -40,6 +40,10 @@ struct conn {
 	struct secret *out; /* reply bytes not sent yet (may hold a token), NULL when none */
 	size_t out_off;
 	bool closing; /* close as soon as out is drained */
+	bool waiting; /* pending waits for a login; later lines wait behind it */
+	bool wake;    /* server_wake_waiters() has yet to resume it */
+	struct request pending;
+	sd_event_source *wait_timer;
 };
 
 struct server {
@@ -57,6 +61,16 @@ struct server {
 };
 
 static void conn_process(struct conn *c);
+static struct conn *conn_free(struct conn *c);
+
+/* Frees c once it is closing and has nothing left to send or wait for. Returns NULL if
+ * it was freed, else c. */
+static struct conn *conn_maybe_free(struct conn *c)
+{
+	if (c->closing && !c->out && !c->waiting)
+		return conn_free(c);
+	return c;
+}
 
 static struct conn *conn_free(struct conn *c)
 {
@@ -75,6 +89,7 @@ static struct conn *conn_free(struct conn *c)
 
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->idle);
+	sd_event_source_disable_unref(c->wait_timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	linebuf_done(&c->in);
@@ -138,6 +153,8 @@ static int conn_send(struct conn *c, const char *data, size_t len)
 	c->out = out;
 	c->out_off = 0;
 	r = sd_event_source_set_io_events(c->io, EPOLLOUT);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
 	return r < 0 ? r : 0;
 }
 
@@ -173,8 +190,7 @@ static int on_conn_idle(sd_event_source *es, uint64_t usec, void *userdata)
 	log_info("client pid %d uid %u: closing after %d s without a request", (int)c->peer.pid,
 		(unsigned)c->peer.uid, PROTO_IDLE_TIMEOUT_SEC);
 	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
-	if (!c->out)
-		conn_free(c);
+	conn_maybe_free(c);
 	return 0;
 }
 
@@ -186,15 +202,14 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 
 	if (revents & EPOLLOUT) {
 		r = conn_flush(c);
-		if (r < 0 || (r > 0 && c->closing))
+		if (r < 0)
 			goto drop;
 		if (r == 0)
 			return 0;
 		if (sd_event_source_set_io_events(c->io, EPOLLIN) < 0)
 			goto drop;
 		conn_process(c); /* lines that waited while the client was not reading */
-		if (c->closing && !c->out)
-			goto drop;
+		conn_maybe_free(c);
 		return 0;
 	}
 	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -213,32 +228,103 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 			(int)c->peer.pid, (unsigned)c->peer.uid, PROTO_MAX_LINE);
 		conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
 	}
-	if (n == 0)
-		c->closing = true; /* end of stream: answer what came, then close */
-	if (c->closing && !c->out)
-		goto drop;
+	if (n == 0) {
+		/* End of stream: answer what came, then close. */
+		c->closing = true;
+		(void)sd_event_source_set_enabled(c->io, c->out ? SD_EVENT_ON : SD_EVENT_OFF);
+	}
+	conn_maybe_free(c);
 	return 0;
 drop:
 	conn_free(c);
 	return 0;
 }
 
-/* Answers every complete line held, unless replies are waiting for the client to read. */
+static int on_conn_wait_timeout(sd_event_source *es, uint64_t usec, void *userdata);
+
+/* Sends the reply just built and restarts the idle clock. */
+static void conn_replied(struct conn *c)
+{
+	if (conn_send_reply(c) < 0)
+		c->closing = true;
+	(void)sd_event_source_set_time_relative(c->idle, PROTO_IDLE_TIMEOUT_SEC * 1000000ULL);
+	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+}
+
+static void conn_start_wait(struct conn *c, uint64_t usec)
+{
+	int r;
+
+	c->waiting = true;
+	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
+	if (!c->wait_timer)
+		r = sd_event_add_time_relative(c->server->d->event, &c->wait_timer, CLOCK_MONOTONIC,
+			usec, 0, on_conn_wait_timeout, c);
+	else if ((r = sd_event_source_set_time_relative(c->wait_timer, usec)) >= 0)
+		r = sd_event_source_set_enabled(c->wait_timer, SD_EVENT_ONESHOT);
+	if (r < 0) {
+		log_warning_errno(r, "cannot arm a wait timer; answering at once");
+		c->waiting = false;
+		(void)ops_resume(c->server->d, &c->peer, &c->pending, true);
+		conn_replied(c);
+	}
+}
+
+/* Answers every complete line held, unless replies are waiting for the client to read or
+ * a request waits for a login. */
 static void conn_process(struct conn *c)
 {
 	struct tokend *d = c->server->d;
+	uint64_t wait = 0;
 	char *line;
 	size_t len;
 
-	while (!c->closing && !c->out && linebuf_peek(&c->in, &line, &len) > 0) {
-		ops_answer(d, &c->peer, line, len);
+	while (!c->closing && !c->out && !c->waiting && linebuf_peek(&c->in, &line, &len) > 0) {
+		enum ops_result res = ops_answer(d, &c->peer, line, len, &c->pending, &wait);
+
 		linebuf_pop(&c->in);
-		if (conn_send_reply(c) < 0) {
-			c->closing = true;
+		if (res == OPS_WAIT)
+			conn_start_wait(c, wait);
+		else
+			conn_replied(c);
+	}
+}
+
+/* Answers c's waiting request again; final when its wait is over. Returns NULL if c was
+ * freed. */
+static struct conn *conn_resume(struct conn *c, bool final)
+{
+	if (ops_resume(c->server->d, &c->peer, &c->pending, final) == OPS_WAIT)
+		return c;
+	c->waiting = false;
+	if (c->wait_timer)
+		(void)sd_event_source_set_enabled(c->wait_timer, SD_EVENT_OFF);
+	conn_replied(c);
+	conn_process(c);
+	return conn_maybe_free(c);
+}
+
+static int on_conn_wait_timeout(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	conn_resume(userdata, true);
+	return 0;
+}
+
+void server_wake_waiters(struct server *s)
+{
+	struct conn *c;
+
+	/* Resuming one connection may answer more of its lines, and those may wake waiters
+	 * again: mark first, then resume one marked connection at a time from the head. */
+	for (c = s->conns; c; c = c->next)
+		c->wake = c->waiting;
+	for (;;) {
+		for (c = s->conns; c && !c->wake; c = c->next)
+			;
+		if (!c)
 			break;
-		}
-		(void)sd_event_source_set_time_relative(c->idle,
-			PROTO_IDLE_TIMEOUT_SEC * 1000000ULL);
+		c->wake = false;
+		conn_resume(c, false);
 	}
 }
 
@@ -283,8 +369,7 @@ int server_add_connection(struct server *s, int fd)
 			(int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)getuid());
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
 	}
-	if (c->closing && !c->out)
-		conn_free(c);
+	conn_maybe_free(c);
 	return 0;
 fail:
 	conn_free(c);
@@ -376,7 +461,9 @@ int server_listen_fd(struct server *s, int fd)
 	int r;
 
 	s->listen_fd = fd;
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+	/* A socket from systemd comes without O_CLOEXEC; the login helper must not get it. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+			fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return -errno;
 	r = sd_event_add_io(s->d->event, &s->listen, fd, EPOLLIN, on_listen, s);
 	return r < 0 ? r : 0;
@@ -481,9 +568,22 @@ void server_shutdown(struct server *s)
 	s->shutting_down = true;
 	for (c = s->conns; c; c = next) {
 		next = c->next;
+		if (c->waiting)
+			c->wake = true;
+		else {
+			c->closing = true;
+			conn_maybe_free(c); /* may exit the loop when it was the last */
+		}
+	}
+	/* Requests waiting for a login get their answer ("still in progress") now. */
+	for (;;) {
+		for (c = s->conns; c && !c->wake; c = c->next)
+			;
+		if (!c)
+			break;
+		c->wake = false;
 		c->closing = true;
-		if (!c->out)
-			conn_free(c); /* may exit the loop when it was the last */
+		conn_resume(c, true);
 	}
 	if (s->n_conns == 0) {
 		sd_event_exit(s->d->event, 0);

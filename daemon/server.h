@@ -36,5 +36,8 @@ int server_add_connection(struct server *s, int fd);
  * the last connection is gone (or after a short grace period). */
 void server_shutdown(struct server *s);
 
+/* Answers again every request waiting for a login (called when one finished). */
+void server_wake_waiters(struct server *s);
+
 /* Returns the number of connected clients. */
 unsigned server_n_connections(const struct server *s);

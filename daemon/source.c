@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <unistd.h>
 
 #include "daemon/jwt.h"
 #include "daemon/log.h"
+#include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/proto.h"
 #include "proto/util.h"
@@ -22,23 +24,21 @@ struct source {
 int source_new(struct tokend *d, struct source **ret)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	_cleanup_(freep) char *cred_path = NULL;
 	struct source *s;
 	char *slash;
 
+	if (!d->config.token_file) {
+		if (!creds || creds[0] != '/' || asprintf(&cred_path, "%s/token", creds) < 0)
+			return -ENOENT;
+		if (access(cred_path, F_OK) < 0)
+			return -ENOENT;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->d = d;
-	if (d->config.token_file)
-		s->path = strdup(d->config.token_file);
-	else if (creds && creds[0] == '/') {
-		if (asprintf(&s->path, "%s/token", creds) < 0)
-			s->path = NULL;
-	} else {
-		free(s);
-		return log_error_errno(-ENOENT, "no token source: set token_file in [regscale] or "
-					       "pass the systemd credential \"token\"");
-	}
+	s->path = strdup(d->config.token_file ? d->config.token_file : cred_path);
 	if (!s->path)
 		goto oom;
 	slash = strrchr(s->path, '/');
@@ -94,7 +94,8 @@ int source_load(struct source *s)
 		log_error("%s%s", s->d->last_error, s->d->token ? "; keeping the current token" : "");
 		return r;
 	}
-	r = tokend_set_token(s->d, token->data, token->len, &claims, TOKEN_KIND_SERVICE);
+	r = tokend_set_token(s->d, token->data, token->len, &claims, TOKEN_KIND_SERVICE,
+		claims.has_exp ? claims.exp : 0);
 	if (r < 0)
 		return log_error_errno(r, "cannot store the token from %s", s->path);
 
@@ -107,6 +108,7 @@ int source_load(struct source *s)
 	else
 		log_info("loaded service token for user \"%s\" from %s, valid for %lld s",
 			claims.user_id, s->path, (long long)(claims.exp - now_unix()));
+	refresh_validate_service_token(s->d);
 	return 0;
 }
 

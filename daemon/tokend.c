@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/log.h"
+#include "daemon/login.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
@@ -62,7 +63,8 @@ int tokend_new(sd_event *e, struct tokend **ret)
 	if (r < 0)
 		goto fail;
 	d->reply_buf = secret_new(PROTO_MAX_LINE + PROTO_MAX_TOKEN + 1);
-	if (!d->reply_buf) {
+	d->request_secret = secret_new(PROTO_MAX_LINE);
+	if (!d->reply_buf || !d->request_secret) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -79,7 +81,14 @@ struct tokend *tokend_free(struct tokend *d)
 		return NULL;
 	d->server = server_free(d->server);
 	d->source = source_free(d->source);
+	d->login = login_free(d->login);
+	d->validation = login_free(d->validation);
+	d->refresh_timer = sd_event_source_disable_unref(d->refresh_timer);
 	tokend_clear_token(d);
+	d->password = sealed_free(d->password);
+	free(d->username);
+	explicit_bzero(d->mfa, sizeof(d->mfa));
+	d->request_secret = secret_free(d->request_secret);
 	d->reply_buf = secret_free(d->reply_buf);
 	d->vault = vault_free(d->vault);
 	config_done(&d->config);
@@ -103,15 +112,15 @@ static int arm_expiry_timer(struct tokend *d)
 	uint64_t usec;
 
 	d->expiry_timer = sd_event_source_disable_unref(d->expiry_timer);
-	if (!d->token || !d->info.claims.has_exp || d->info.claims.exp <= now_unix())
+	if (!d->token || !d->info.expires_at || d->info.expires_at <= now_unix())
 		return 0;
-	usec = (uint64_t)d->info.claims.exp * 1000000ULL;
+	usec = (uint64_t)d->info.expires_at * 1000000ULL;
 	/* CLOCK_REALTIME: exp is wall-clock time, and the timer follows clock changes. */
 	return sd_event_add_time(d->event, &d->expiry_timer, CLOCK_REALTIME, usec, 0, on_expiry, d);
 }
 
 int tokend_set_token(struct tokend *d, const char *token, size_t len,
-		const struct jwt_claims *claims, enum token_kind kind)
+		const struct jwt_claims *claims, enum token_kind kind, int64_t expires_at)
 {
 	struct sealed *sealed = NULL;
 	int r;
@@ -125,6 +134,7 @@ int tokend_set_token(struct tokend *d, const char *token, size_t len,
 		.kind = kind,
 		.claims = *claims,
 		.received_at = now_unix(),
+		.expires_at = expires_at,
 	};
 	d->last_refresh = d->info.received_at;
 	d->last_error[0] = '\0';
@@ -146,7 +156,7 @@ enum token_state tokend_token_state(const struct tokend *d, int64_t now)
 {
 	if (!d->token)
 		return TOKEN_STATE_NONE;
-	if (d->info.claims.has_exp && d->info.claims.exp <= now)
+	if (d->info.expires_at && d->info.expires_at <= now)
 		return TOKEN_STATE_EXPIRED;
 	return TOKEN_STATE_VALID;
 }
@@ -173,29 +183,52 @@ static void format_utc(int64_t t, char *buf, size_t size)
 		snprintf(buf, size, "@%lld", (long long)t);
 }
 
+static void format_in(int64_t secs, char *buf, size_t size)
+{
+	if (secs >= 3600)
+		snprintf(buf, size, "%lldh %02lldm", (long long)(secs / 3600),
+			(long long)(secs % 3600 / 60));
+	else if (secs >= 60)
+		snprintf(buf, size, "%lldm %02llds", (long long)(secs / 60), (long long)(secs % 60));
+	else
+		snprintf(buf, size, "%llds", (long long)(secs > 0 ? secs : 0));
+}
+
 char *tokend_status_line(const struct tokend *d, char *buf, size_t size)
 {
-	char when[64];
+	char when[64], in[32];
 	const char *user = d->info.claims.user_id[0] ? d->info.claims.user_id : "unknown user";
+	int64_t now = now_unix();
+	size_t n;
 
-	switch (tokend_token_state(d, now_unix())) {
+	switch (tokend_token_state(d, now)) {
 	case TOKEN_STATE_VALID:
-		if (d->info.claims.has_exp) {
-			format_utc(d->info.claims.exp, when, sizeof(when));
-			snprintf(buf, size, "%s token for %s valid until %s", token_kind_name(d->info.kind),
-				user, when);
-		} else
+		if (!d->info.expires_at)
 			snprintf(buf, size, "%s token for %s valid, no known expiry",
 				token_kind_name(d->info.kind), user);
+		else {
+			format_utc(d->info.expires_at, when, sizeof(when));
+			snprintf(buf, size, "%s token for %s valid until %s",
+				token_kind_name(d->info.kind), user, when);
+		}
 		break;
 	case TOKEN_STATE_EXPIRED:
-		format_utc(d->info.claims.exp, when, sizeof(when));
+		format_utc(d->info.expires_at, when, sizeof(when));
 		snprintf(buf, size, "%s token for %s expired at %s", token_kind_name(d->info.kind),
 			user, when);
 		break;
 	case TOKEN_STATE_NONE:
-		snprintf(buf, size, "no token%s%s", d->last_error[0] ? ": " : "", d->last_error);
+		snprintf(buf, size, "no token");
 		break;
+	}
+	n = strlen(buf);
+	if (d->login)
+		snprintf(buf + n, size - n, "; logging in as %s", d->username ? d->username : "?");
+	else if (d->last_error[0])
+		snprintf(buf + n, size - n, "; %s", d->last_error);
+	else if (d->next_refresh) {
+		format_in(d->next_refresh - now, in, sizeof(in));
+		snprintf(buf + n, size - n, ", refresh in %s", in);
 	}
 	return buf;
 }

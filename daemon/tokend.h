@@ -26,8 +26,10 @@ struct token_info {
 	enum token_kind kind;
 	struct jwt_claims claims;
 	int64_t received_at; /* unix seconds when the daemon got it */
+	int64_t expires_at;  /* unix seconds the daemon stops serving it, 0 = no known expiry */
 };
 
+struct login;
 struct server;
 struct source;
 
@@ -47,6 +49,21 @@ struct tokend {
 	int64_t last_refresh;  /* unix seconds the token last changed, 0 = never */
 	char last_error[256];  /* empty when the last attempt succeeded */
 	char status[256];      /* last STATUS= sent */
+
+	/* Password login (refresh.c). */
+	const char *login_helper;   /* path of regscale-token-login */
+	char *username;             /* account to log in as; not a secret */
+	struct sealed *password;    /* NULL when none */
+	char mfa[17];               /* one-time code, used by the next login only */
+	struct login *login;        /* login helper in flight, NULL when none */
+	struct login *validation;   /* validateToken helper in flight, NULL when none */
+	bool login_done;            /* a login finished since the credentials were set */
+	int last_outcome;           /* enum login_outcome of the last finished login */
+	bool credentials_rejected;  /* the server refused them: no retry until new ones */
+	unsigned retries;           /* failed attempts since the last success */
+	int64_t next_refresh;       /* unix seconds of the scheduled login, 0 when none */
+	sd_event_source *refresh_timer;
+	struct secret *request_secret; /* a request's password is decoded here, then sealed */
 };
 
 /* Creates the daemon state on event loop e (referenced). Returns 0 and *ret (owned by the
@@ -57,9 +74,10 @@ int tokend_new(sd_event *e, struct tokend **ret);
 struct tokend *tokend_free(struct tokend *d);
 
 /* Seals token[0..len) with its parsed claims as the token served from now on, replacing
- * (and wiping) any previous one. Returns 0 or -ENOMEM. */
+ * (and wiping) any previous one; it is served until expires_at (unix seconds, 0 = no known
+ * expiry). Returns 0 or -ENOMEM. */
 int tokend_set_token(struct tokend *d, const char *token, size_t len,
-		const struct jwt_claims *claims, enum token_kind kind);
+		const struct jwt_claims *claims, enum token_kind kind, int64_t expires_at);
 
 /* Wipes and forgets the held token. */
 void tokend_clear_token(struct tokend *d);

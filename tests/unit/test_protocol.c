@@ -47,7 +47,8 @@ static void hold_token(struct tokend *d, const char *token)
 	const char *why;
 
 	assert_int_equal(jwt_parse(token, strlen(token), &claims, &why), 0);
-	assert_int_equal(tokend_set_token(d, token, strlen(token), &claims, TOKEN_KIND_SERVICE), 0);
+	assert_int_equal(tokend_set_token(d, token, strlen(token), &claims, TOKEN_KIND_SERVICE,
+		claims.exp), 0);
 }
 
 static int setup(void **state)

@@ -1,0 +1,339 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/cli.h"
+#include "client/format.h"
+#include "client/jsonw.h"
+#include "proto/reply.h"
+#include "proto/util.h"
+
+/* clang-format off */
+const char cli_usage_text[] =
+	"Usage: regscale-token [OPTIONS] COMMAND [COMMAND OPTIONS]\n"
+	"\n"
+	"Print the RegScale token held by the local regscale-tokend daemon, and log the\n"
+	"daemon in to RegScale.\n"
+	"\n"
+	"Commands:\n"
+	"  get [--format FORMAT] [--min-valid DURATION [--wait DURATION]]\n"
+	"                         Print the token on stdout, nothing else. FORMAT is one of\n"
+	"                         raw     <jwt> (default)\n"
+	"                         bearer  Bearer <jwt>\n"
+	"                         header  Authorization: Bearer <jwt>\n"
+	"                         json    the daemon's reply line as received\n"
+	"                         With --min-valid the token must stay valid that long: if\n"
+	"                         it would not, the daemon refreshes it and waits up to\n"
+	"                         --wait (default 30s) for a fresh one, else the exit is 4.\n"
+	"  status [--json]        Show the token's state, expiry and refresh times, the last\n"
+	"                         error and the daemon's version, pid and uptime; --json\n"
+	"                         prints the daemon's reply line. Exits 0 whenever the\n"
+	"                         daemon reported a state, including \"expired\", \"no_token\"\n"
+	"                         and \"credentials_rejected\".\n"
+	"  login [--username USER] [--mfa CODE]\n"
+	"                         Log the daemon in to RegScale with a password; it keeps\n"
+	"                         the credentials (sealed) to refresh the token. The password\n"
+	"                         is read without echo from the terminal, or as one line from\n"
+	"                         standard input when that is not a terminal; never from the\n"
+	"                         command line or the environment. USER defaults to the\n"
+	"                         daemon's configured username; CODE is a one-time MFA code.\n"
+	"                         Only the daemon's own user and root may log in.\n"
+	"  logout                 Make the daemon forget the token and stored credentials.\n"
+	"  refresh                Have the daemon log in again now with the stored\n"
+	"                         credentials (or reload a service token's file) and print\n"
+	"                         the outcome.\n"
+	"  ping                   Check that the daemon answers; prints \"pong\".\n"
+	"\n"
+	"DURATION is a whole number of seconds, alone or followed by s, m, h or d:\n"
+	"30, 30s, 10m, 1h, 2d.\n"
+	"\n"
+	"Options (before COMMAND):\n"
+	"      --socket PATH      Daemon socket to use; overrides the profile.\n"
+	"  -p, --profile NAME     Daemon profile (default \"default\").\n"
+	"      --timeout SECONDS  Give up after SECONDS in total, fractions allowed. Default\n"
+	"                         5; 60 for login and refresh; the --wait DURATION plus 5\n"
+	"                         for get --min-valid.\n"
+	"  -h, --help             Show this help and exit.\n"
+	"  -V, --version          Show the version and exit.\n"
+	"\n"
+	"Environment:\n"
+	"  REGSCALE_TOKEN_SOCKET   Socket path when --socket is not given.\n"
+	"  REGSCALE_TOKEN_PROFILE  Profile name when --profile is not given.\n"
+	"  XDG_RUNTIME_DIR         Where a per-user daemon's socket lives.\n"
+	"\n"
+	"The socket is --socket, else $REGSCALE_TOKEN_SOCKET, else for profile NAME\n"
+	"/run/regscale-token/NAME.sock if it exists, else\n"
+	"$XDG_RUNTIME_DIR/regscale-token/NAME.sock (/run/user/UID/... without XDG_RUNTIME_DIR).\n"
+	"\n"
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  other failure (internal error, bad reply)\n"
+	"  2  usage error\n"
+	"  3  daemon not running, not reachable or not answering in time\n"
+	"  4  no token, or the token has expired\n"
+	"  5  permission denied\n"
+	"  6  login failed, or the credentials were rejected\n"
+	"Errors are one line on stderr; stdout carries only the requested output.\n";
+/* clang-format on */
+
+void cli_say(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "regscale-token: %s\n", line);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	cli_say("%s; try 'regscale-token --help'", line);
+	return EXIT_USAGE;
+}
+
+int cli_option_error(int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	char clean[128], opt[3] = {'-', (char)optopt, '\0'};
+
+	if (strncmp(arg, "--", 2) != 0 && optopt != 0)
+		arg = opt;
+	format_sanitize(arg, clean, sizeof(clean));
+	if (c == ':')
+		return cli_usage_error("option '%s' needs an argument", clean);
+	return cli_usage_error("invalid option '%s'", clean);
+}
+
+int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit)
+{
+	int idx = -1;
+	int c = getopt_long(argc, argv, "+:hp::", opts, &idx);
+
+	if (c == '?' || c == ':') {
+		*ret_exit = cli_option_error(c, argv);
+	} else if (c == 'G' || c == 'p') {
+		const char *name = c == 'p' ? "profile" : opts[idx].name;
+		if (c == 'G' && opts[idx].has_arg == no_argument)
+			*ret_exit = cli_usage_error("'--%s' goes before the command", name);
+		else
+			*ret_exit = cli_usage_error("'--%s' goes before the command, as in "
+						    "'regscale-token --%s ... %s'",
+					name, name, argv[0]);
+	} else {
+		return c;
+	}
+	return '?';
+}
+
+int cli_check_no_args(int argc, char **argv)
+{
+	char clean[128];
+
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s' for '%s'",
+				format_sanitize(argv[optind], clean, sizeof(clean)), argv[0]);
+	return 0;
+}
+
+int cli_parse_duration(const char *s, long long max_seconds, long long *ret_seconds)
+{
+	static const struct {
+		char suffix;
+		long long secs;
+	} units[] = {{'\0', 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	long long v = 0;
+	const char *p = s;
+
+	/* Digits only: strtoll() would also take signs, spaces and hex. */
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > max_seconds)
+			return -ERANGE; /* stop before the digits can overflow */
+		v = v * 10 + (*p - '0');
+	}
+	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
+		if (p[0] != units[i].suffix || (p[0] != '\0' && p[1] != '\0'))
+			continue;
+		if (v > max_seconds / units[i].secs)
+			return -ERANGE;
+		*ret_seconds = v * units[i].secs;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int64_t cli_timeout(const struct globals *g, int64_t default_ms)
+{
+	return g->timeout_ms > 0 ? g->timeout_ms : default_ms;
+}
+
+int cli_socket_path(const struct globals *g, char **ret_path)
+{
+	const char *bad = NULL;
+	char clean[128];
+	int r;
+
+	r = connect_socket_path(g->socket, g->profile, ret_path, &bad);
+	if (r == -EINVAL && bad && !*bad)
+		return cli_usage_error("the socket path is empty");
+	if (r == -EINVAL)
+		return cli_usage_error(
+				"invalid profile name '%s' (up to %d letters, digits, '.', '_' or "
+				"'-', not starting with '.')",
+				format_sanitize(bad, clean, sizeof(clean)), CONNECT_MAX_PROFILE);
+	if (r == -ENAMETOOLONG)
+		return cli_usage_error("the socket path is too long for a Unix socket");
+	if (r < 0) {
+		cli_say("cannot find the daemon's socket: %s", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+static int exit_code_for_error(enum proto_error err)
+{
+	switch (err) {
+	case PROTO_E_NO_TOKEN:
+	case PROTO_E_TOKEN_EXPIRED:
+		return EXIT_NO_TOKEN;
+	case PROTO_E_PERMISSION_DENIED:
+		return EXIT_DENIED;
+	case PROTO_E_LOGIN_FAILED:
+	case PROTO_E_CREDENTIALS_REJECTED:
+		return EXIT_LOGIN;
+	/* The daemon is there but could not serve us in time: "not answering in time". */
+	case PROTO_E_TOO_MANY_CLIENTS:
+	case PROTO_E_IDLE_TIMEOUT:
+	case PROTO_E_TIMEOUT:
+		return EXIT_UNREACHABLE;
+	default:
+		return EXIT_FAILURE;
+	}
+}
+
+int cli_fail_transport(const char *path, int64_t timeout_ms, int r)
+{
+	char p[256];
+
+	format_sanitize(path, p, sizeof(p));
+	switch (r) {
+	case -ENOENT:
+	case -ENOTDIR:
+	case -ECONNREFUSED:
+		cli_say("the daemon is not running at %s (%s); start regscale-tokend, or point "
+			"--socket or REGSCALE_TOKEN_SOCKET at its socket",
+				p, strerror(-r));
+		return EXIT_UNREACHABLE;
+	case -EACCES:
+	case -EPERM:
+		cli_say("permission denied on %s; run as a user the daemon's socket admits, or ask "
+			"the daemon's administrator",
+				p);
+		return EXIT_DENIED;
+	case -ETIMEDOUT:
+		cli_say("no answer from the daemon at %s within %.3g s; check the daemon's log, or "
+			"raise --timeout",
+				p, (double)timeout_ms / 1000.0);
+		return EXIT_UNREACHABLE;
+	case -ECONNRESET:
+	case -EPIPE:
+		cli_say("the daemon at %s closed the connection without answering; check the "
+			"daemon's log",
+				p);
+		return EXIT_UNREACHABLE;
+	case -EMSGSIZE:
+		cli_say("the reply from %s is longer than %d bytes; check that it is a "
+			"regscale-tokend socket and that regscale-token and regscale-tokend are "
+			"the "
+			"same version",
+				p, PROTO_MAX_LINE);
+		return EXIT_FAILURE;
+	case -EBADMSG:
+		cli_say("malformed reply from %s; check that it is a regscale-tokend socket and "
+			"that regscale-token and regscale-tokend are the same version",
+				p);
+		return EXIT_FAILURE;
+	case -EPROTO:
+		cli_say("the daemon at %s speaks another protocol version; install matching "
+			"regscale-token and regscale-tokend",
+				p);
+		return EXIT_FAILURE;
+	case -ENAMETOOLONG:
+		cli_say("socket path %s is too long for a Unix socket; use a shorter --socket "
+			"path",
+				p);
+		return EXIT_USAGE;
+	default:
+		cli_say("cannot talk to the daemon at %s: %s; check the daemon's log", p,
+				strerror(-r));
+		return EXIT_FAILURE;
+	}
+}
+
+int cli_fail_reply(enum proto_op op, struct json_object *obj)
+{
+	const char *message = NULL, *code = "unknown";
+	enum proto_error err = reply_error(obj, &message);
+	char m[512], c[64];
+	struct json_object *v;
+
+	if (json_object_object_get_ex(obj, "error", &v) && json_object_is_type(v, json_type_string))
+		code = json_object_get_string(v);
+	cli_say("%s (%s); %s",
+			format_sanitize(message && *message ? message
+							    : "the daemon reported an error",
+					m, sizeof(m)),
+			format_sanitize(code, c, sizeof(c)), format_error_hint(err, op));
+	return exit_code_for_error(err);
+}
+
+int cli_simple_request(enum proto_op op, char *buf, size_t size)
+{
+	const char *name = proto_op_name(op);
+	struct jsonw w;
+	size_t len;
+	int r;
+
+	if (!name)
+		return -EINVAL;
+	jsonw_begin(&w, buf, size);
+	jsonw_string(&w, "op", name, strlen(name));
+	jsonw_int(&w, "v", PROTO_VERSION);
+	r = jsonw_end(&w, &len);
+	return r < 0 ? r : (int)len;
+}
+
+int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep)
+{
+	_cleanup_(freep) char *path = NULL;
+	int64_t timeout_ms = cli_timeout(g, req->timeout_ms);
+	const char *message;
+	int r;
+
+	r = cli_socket_path(g, &path);
+	if (r != 0) {
+		if (req->wipe)
+			explicit_bzero(req->line, req->len);
+		return r;
+	}
+	r = connect_call(path, req->line, req->len, req->wipe, timeout_ms, rep);
+	if (r < 0)
+		return cli_fail_transport(path, timeout_ms, r);
+	if (reply_error(rep->obj, &message) != PROTO_OK) {
+		r = cli_fail_reply(req->op, rep->obj);
+		connect_reply_done(rep);
+		return r;
+	}
+	return 0;
+}

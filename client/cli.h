@@ -1,0 +1,101 @@
+/* What every regscale-token command shares: exit codes, the global options, one-line error
+ * messages, option parsing, and running one request against the daemon. */
+#pragma once
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/connect.h"
+#include "proto/proto.h"
+#include "proto/request.h"
+
+/* Exit codes, part of the interface scripts rely on (see --help). */
+enum {
+	EXIT_USAGE = 2,       /* bad command line */
+	EXIT_UNREACHABLE = 3, /* daemon not running or not answering in time */
+	EXIT_NO_TOKEN = 4,    /* no token, or the token has expired */
+	EXIT_DENIED = 5,      /* permission denied */
+	EXIT_LOGIN = 6,       /* login failed or credentials rejected */
+};
+
+/* Default budgets for one exchange; --timeout overrides them all. */
+#define CLI_TIMEOUT_MS       5000  /* get, status, ping, logout */
+#define CLI_LOGIN_TIMEOUT_MS 60000 /* login, refresh: the daemon answers once RegScale has */
+#define CLI_WAIT_SLACK_MS    5000  /* get --min-valid: the daemon's wait plus this */
+#define CLI_MAX_TIMEOUT_S    86400
+/* Longest DURATION accepted for --min-valid, and for --wait. */
+#define CLI_MAX_MIN_VALID_S (366LL * 86400)
+#define CLI_MAX_WAIT_S      3600
+
+struct globals {
+	const char *socket;  /* --socket, or NULL */
+	const char *profile; /* --profile, or NULL */
+	int64_t timeout_ms;  /* --timeout, or 0: the command's own default applies */
+};
+
+/* One request as cli_call() sends it. */
+struct cli_request {
+	enum proto_op op;   /* what is asked; picks the hints in error messages */
+	char *line;         /* the request line, '\n' included; owned by the caller */
+	size_t len;         /* its length */
+	bool wipe;          /* the line holds a secret: wipe it as soon as it is sent */
+	int64_t timeout_ms; /* the command's default budget; --timeout overrides it */
+};
+
+/* The --help text. */
+extern const char cli_usage_text[];
+
+/* Prints "regscale-token: <text>" as one line on stderr. */
+void cli_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "regscale-token: <text>; try 'regscale-token --help'" and returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reports a getopt failure (c is '?' or ':') for argv[optind - 1] and returns EXIT_USAGE. */
+int cli_option_error(int c, char **argv);
+
+/* Global options given after the command are refused with a hint where they go: end a
+ * command's option table with these. */
+/* clang-format off */
+#define CLI_GLOBAL_OPTIONS_MISPLACED \
+	{"socket", optional_argument, NULL, 'G'}, \
+	{"profile", optional_argument, NULL, 'G'}, \
+	{"timeout", optional_argument, NULL, 'G'}, \
+	{"version", no_argument, NULL, 'G'}
+/* clang-format on */
+
+/* Parses a command's options with getopt_long: returns the option, or -1 at the end. For an
+ * error or a misplaced global option, prints why, sets *ret_exit and returns '?'. */
+int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit);
+
+/* Returns 0, or EXIT_USAGE after saying so when arguments are left after the options. */
+int cli_check_no_args(int argc, char **argv);
+
+/* Parses a DURATION: a whole number of seconds, optionally followed by s, m, h or d ("30",
+ * "30s", "10m", "1h", "2d"). Returns 0 and the seconds in *ret_seconds, or -EINVAL for
+ * anything else, -ERANGE above max_seconds. */
+int cli_parse_duration(const char *s, long long max_seconds, long long *ret_seconds);
+
+/* Returns the budget for an exchange: --timeout when given, else default_ms. */
+int64_t cli_timeout(const struct globals *g, int64_t default_ms);
+
+/* Resolves the daemon's socket from --socket, --profile and the environment. Returns 0 and a
+ * new string in *ret_path (caller frees), or an exit code after saying what went wrong. */
+int cli_socket_path(const struct globals *g, char **ret_path);
+
+/* Explains transport error r (from connect_*()) on path after timeout_ms and returns the exit
+ * code for it. */
+int cli_fail_transport(const char *path, int64_t timeout_ms, int r);
+
+/* Explains the error reply obj ("ok":false) to request op and returns the exit code. */
+int cli_fail_reply(enum proto_op op, struct json_object *obj);
+
+/* Writes {"op":<op>,"v":1}\n into buf[0..size). Returns the length, or -ENOBUFS. */
+int cli_simple_request(enum proto_op op, char *buf, size_t size);
+
+/* Resolves the socket and runs req. Returns 0 with *rep filled (an "ok":true reply; release
+ * with connect_reply_done()), or the exit code after saying what went wrong. With req->wipe
+ * the request line is wiped on every path. */
+int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep);

@@ -1,0 +1,164 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client/jsonw.h"
+
+bool jsonw_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned char c = *p++;
+		unsigned char lo = 0x80, hi = 0xbf;
+		int more;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2;
+			if (c == 0xe0)
+				lo = 0xa0; /* overlong */
+			else if (c == 0xed)
+				hi = 0x9f; /* UTF-16 surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3;
+			if (c == 0xf0)
+				lo = 0x90; /* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f; /* above U+10FFFF */
+		} else {
+			return false;
+		}
+		if (end - p < more)
+			return false;
+		if (*p < lo || *p > hi)
+			return false;
+		for (int i = 1; i < more; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+		p += more;
+	}
+	return true;
+}
+
+size_t jsonw_string_max(size_t len)
+{
+	/* Every byte at worst a \u00XX escape, plus the quotes. */
+	return len * 6 + 2;
+}
+
+static void put(struct jsonw *w, const char *s, size_t n)
+{
+	if (w->err < 0)
+		return;
+	if (w->size == 0 || n > w->size - 1 - w->len) {
+		w->err = -ENOBUFS;
+		return;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
+static void put_str(struct jsonw *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+void jsonw_begin(struct jsonw *w, char *buf, size_t size)
+{
+	*w = (struct jsonw){.buf = buf, .size = size};
+	if (size > 0)
+		buf[0] = '\0';
+	put(w, "{", 1);
+}
+
+static void key(struct jsonw *w, const char *k)
+{
+	if (w->fields)
+		put(w, ",", 1);
+	put(w, "\"", 1);
+	put_str(w, k);
+	put(w, "\":", 2);
+	w->fields = true;
+}
+
+void jsonw_string(struct jsonw *w, const char *k, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	key(w, k);
+	if (w->err == 0 && !jsonw_utf8_valid(s, len))
+		w->err = -EILSEQ;
+	put(w, "\"", 1);
+	for (size_t i = 0; i < len && w->err == 0; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6] = {'\\', 0};
+		size_t n = 2;
+
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			if (c >= 0x20) {
+				run++;
+				continue;
+			}
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+			break;
+		}
+		/* Copy the plain bytes before this one in one go, then the escape. */
+		put(w, s + i - run, run);
+		run = 0;
+		put(w, esc, n);
+		/* esc may hold a quoted byte of the secret: leave nothing on the stack. */
+		explicit_bzero(esc, sizeof(esc));
+	}
+	put(w, s + len - run, run);
+	put(w, "\"", 1);
+}
+
+void jsonw_int(struct jsonw *w, const char *k, int64_t v)
+{
+	char num[24];
+
+	key(w, k);
+	snprintf(num, sizeof(num), "%" PRId64, v);
+	put_str(w, num);
+}
+
+int jsonw_end(struct jsonw *w, size_t *ret_len)
+{
+	put(w, "}\n", 2);
+	if (w->err < 0)
+		return w->err;
+	*ret_len = w->len;
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* Writing request lines: a small JSON object writer into a buffer the caller owns. A login
+ * request carries the password, and json-c would leave copies of it on the ordinary heap;
+ * this writer escapes it straight into the caller's (locked, wiped) memory instead. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct jsonw {
+	char *buf;   /* the caller's buffer; always NUL-terminated while size > 0 */
+	size_t size; /* bytes in buf */
+	size_t len;  /* bytes written, without the NUL */
+	int err;     /* first error: 0, -ENOBUFS (does not fit) or -EILSEQ (not UTF-8, or NUL) */
+	bool fields; /* a field was written, so the next one needs a comma */
+};
+
+/* Returns true if s[0..len) is well-formed UTF-8 (no overlong forms, no surrogates, nothing
+ * above U+10FFFF) without NUL bytes: what the daemon accepts in a string field. */
+bool jsonw_utf8_valid(const char *s, size_t len);
+
+/* Returns the most bytes a string of len bytes takes once escaped and quoted. */
+size_t jsonw_string_max(size_t len);
+
+/* Starts an object ("{") in buf[0..size). Nothing is allocated; buf stays the caller's. */
+void jsonw_begin(struct jsonw *w, char *buf, size_t size);
+
+/* Appends "key":"value" with value = s[0..len) escaped as JSON requires. key is a plain
+ * ASCII name that needs no escaping. Errors are kept in w->err for jsonw_end(). */
+void jsonw_string(struct jsonw *w, const char *key, const char *s, size_t len);
+
+/* Appends "key":v. */
+void jsonw_int(struct jsonw *w, const char *key, int64_t v);
+
+/* Closes the object and appends the newline. Returns 0 and the line's length (newline
+ * included) in *ret_len, or the first error met while writing. */
+int jsonw_end(struct jsonw *w, size_t *ret_len);

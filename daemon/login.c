@@ -1,0 +1,370 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/fields.h"
+#include "daemon/log.h"
+#include "daemon/login.h"
+#include "proto/proto.h"
+#include "proto/util.h"
+
+/* The request holds a password; the answer a token. Both stay in guarded memory. */
+#define LOGIN_MAX_REQUEST (16 * 1024 + PROTO_MAX_TOKEN)
+#define LOGIN_MAX_ANSWER (8 * 1024 + PROTO_MAX_TOKEN)
+
+/* The helper enforces the total timeout itself; this is the backstop for a helper that
+ * hangs anyway. */
+#define LOGIN_KILL_GRACE_USEC (5 * 1000000ULL)
+
+extern char **environ;
+
+struct login {
+	sd_event *event;
+	pid_t pid;
+	int in_fd;  /* helper's stdin, -EBADF once all was written */
+	int out_fd; /* helper's stdout, -EBADF after EOF */
+	sd_event_source *in_io, *out_io, *child, *kill_timer;
+	struct secret *request;
+	size_t request_off;
+	struct secret *answer;
+	bool exited, killed;
+	siginfo_t status;
+	login_done_t done;
+	void *userdata;
+};
+
+const char *login_outcome_name(enum login_outcome o)
+{
+	switch (o) {
+	case LOGIN_OK:
+		return "ok";
+	case LOGIN_REJECTED:
+		return "rejected";
+	case LOGIN_TRANSIENT:
+		return "transient";
+	case LOGIN_PROTOCOL:
+		return "protocol";
+	case LOGIN_CONFIG:
+		return "config";
+	}
+	return "unknown";
+}
+
+static int outcome_from_name(const char *v, size_t len)
+{
+	static const enum login_outcome all[] = {LOGIN_OK, LOGIN_REJECTED, LOGIN_TRANSIENT,
+		LOGIN_PROTOCOL, LOGIN_CONFIG};
+
+	for (size_t i = 0; i < ELEMENTSOF(all); i++) {
+		const char *name = login_outcome_name(all[i]);
+		if (strlen(name) == len && memcmp(name, v, len) == 0)
+			return (int)all[i];
+	}
+	return -EINVAL;
+}
+
+struct login *login_free(struct login *l)
+{
+	if (!l)
+		return NULL;
+	sd_event_source_disable_unref(l->in_io);
+	sd_event_source_disable_unref(l->out_io);
+	sd_event_source_disable_unref(l->kill_timer);
+	sd_event_source_disable_unref(l->child);
+	if (l->pid > 0 && !l->exited) {
+		/* Cancelled: the helper must not outlive the request, nor stay a zombie. */
+		(void)kill(l->pid, SIGKILL);
+		(void)waitpid(l->pid, NULL, 0);
+	}
+	closep(&l->in_fd);
+	closep(&l->out_fd);
+	secret_free(l->request);
+	secret_free(l->answer);
+	sd_event_unref(l->event);
+	free(l);
+	return NULL;
+}
+
+static void copy_text(char *dst, size_t size, const char *v, size_t len)
+{
+	size_t n = len < size - 1 ? len : size - 1;
+
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
+	dst[n] = '\0';
+}
+
+/* Reads the helper's answer into *r. Returns 0, or -EBADMSG with r->message set. */
+static int parse_answer(struct login *l, struct login_result *r)
+{
+	char name[FIELDS_MAX_NAME + 1];
+	const char *v;
+	size_t pos = 0, len;
+	int64_t n;
+	int k, outcome = -1;
+
+	while ((k = fields_next(l->answer->data, l->answer->len, &pos, name, &v, &len)) > 0) {
+		if (strcmp(name, "outcome") == 0)
+			outcome = outcome_from_name(v, len);
+		else if (strcmp(name, "http_status") == 0 && fields_parse_int(v, len, &n) == 0)
+			r->http_status = (int)n;
+		else if (strcmp(name, "retry_after") == 0 && fields_parse_int(v, len, &n) == 0)
+			r->retry_after = n;
+		else if (strcmp(name, "expires_in") == 0 && fields_parse_int(v, len, &n) == 0)
+			r->expires_in = n;
+		else if (strcmp(name, "user_id") == 0)
+			copy_text(r->user_id, sizeof(r->user_id), v, len);
+		else if (strcmp(name, "message") == 0)
+			copy_text(r->message, sizeof(r->message), v, len);
+		else if (strcmp(name, "token") == 0 && !r->token) {
+			r->token = secret_new_from(v, len);
+			if (!r->token)
+				return -ENOMEM;
+		}
+	}
+	if (k < 0 || outcome < 0) {
+		snprintf(r->message, sizeof(r->message), "login helper sent a malformed answer");
+		return -EBADMSG;
+	}
+	r->outcome = (enum login_outcome)outcome;
+	return 0;
+}
+
+static void finish(struct login *l)
+{
+	struct login_result r = {.outcome = LOGIN_TRANSIENT, .retry_after = -1, .expires_in = -1};
+	const siginfo_t *si = &l->status;
+
+	if (l->killed)
+		snprintf(r.message, sizeof(r.message), "login helper did not finish in time; killed");
+	else if (si->si_code != CLD_EXITED)
+		snprintf(r.message, sizeof(r.message), "login helper crashed (signal %d)",
+			si->si_status);
+	else if (parse_answer(l, &r) < 0)
+		r.outcome = LOGIN_TRANSIENT;
+	else if ((int)r.outcome != si->si_status) {
+		snprintf(r.message, sizeof(r.message), "login helper exited with status %d but "
+			 "answered \"%s\"", si->si_status, login_outcome_name(r.outcome));
+		r.outcome = LOGIN_TRANSIENT;
+	}
+	if (!r.message[0])
+		snprintf(r.message, sizeof(r.message), "login %s", login_outcome_name(r.outcome));
+	if (r.outcome != LOGIN_OK)
+		r.token = secret_free(r.token);
+	l->answer = secret_free(l->answer);
+
+	l->done(&r, l->userdata);
+	secret_free(r.token);
+	login_free(l);
+}
+
+/* Done when the helper has exited and its stdout is closed: then the whole answer is in. */
+static void maybe_finish(struct login *l)
+{
+	if (l->exited && l->out_fd < 0)
+		finish(l);
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	struct login *l = userdata;
+
+	l->status = *si;
+	l->exited = true;
+	l->kill_timer = sd_event_source_disable_unref(l->kill_timer);
+	/* A helper that exited may leave its stdout open in a grandchild; don't wait for it. */
+	if (l->out_fd >= 0) {
+		ssize_t n;
+		do {
+			n = read(l->out_fd, l->answer->data + l->answer->len,
+				l->answer->size - 1 - l->answer->len);
+			if (n > 0)
+				l->answer->len += (size_t)n;
+		} while (n > 0 && l->answer->len < l->answer->size - 1);
+		l->out_io = sd_event_source_disable_unref(l->out_io);
+		closep(&l->out_fd);
+	}
+	maybe_finish(l);
+	return 0;
+}
+
+static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct login *l = userdata;
+	size_t room = l->answer->size - 1 - l->answer->len;
+	ssize_t n;
+
+	if (room == 0) {
+		log_warning("login helper answer is larger than %d bytes; killing it", LOGIN_MAX_ANSWER);
+		(void)kill(l->pid, SIGKILL);
+		l->killed = true;
+		n = 0;
+	} else
+		n = read(fd, l->answer->data + l->answer->len, room);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n > 0) {
+		l->answer->len += (size_t)n;
+		return 0;
+	}
+	l->out_io = sd_event_source_disable_unref(l->out_io);
+	closep(&l->out_fd);
+	maybe_finish(l);
+	return 0;
+}
+
+static int on_in(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct login *l = userdata;
+	ssize_t n = write(fd, l->request->data + l->request_off, l->request->len - l->request_off);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n > 0)
+		l->request_off += (size_t)n;
+	if (n < 0 || l->request_off == l->request->len) {
+		/* EOF tells the helper the request is complete; an error means it died, which
+		 * on_child reports. */
+		l->in_io = sd_event_source_disable_unref(l->in_io);
+		closep(&l->in_fd);
+		l->request = secret_free(l->request);
+	}
+	return 0;
+}
+
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct login *l = userdata;
+
+	log_warning("login helper pid %d did not finish in time; killing it", (int)l->pid);
+	l->killed = true;
+	(void)kill(l->pid, SIGKILL);
+	return 0;
+}
+
+static int build_request(const struct login_request *req, struct secret *buf)
+{
+	const struct config *c = req->config;
+	size_t pos = 0;
+	int r = 0;
+
+#define PUT(name, v, n) (r = r < 0 ? r : fields_put(buf->data, buf->size, &pos, name, v, n))
+#define PUT_STR(name, s) PUT(name, s, strlen(s))
+#define PUT_INT(name, i) (r = r < 0 ? r : fields_put_int(buf->data, buf->size, &pos, name, i))
+	PUT_STR("mode", req->mode == LOGIN_MODE_LOGIN ? "login" : "validate");
+	PUT_STR("url", c->url ? c->url : "");
+	PUT_STR("login_api", c->login_api == LOGIN_API_V2 ? "v2" : "v1");
+	if (c->ca_file)
+		PUT_STR("ca_file", c->ca_file);
+	if (c->proxy)
+		PUT_STR("proxy", c->proxy);
+	PUT_INT("connect_timeout", (int64_t)c->connect_timeout_sec);
+	PUT_INT("total_timeout", (int64_t)c->total_timeout_sec);
+	PUT_STR("user_agent_version", RT_VERSION);
+	if (req->mode == LOGIN_MODE_LOGIN) {
+		PUT_STR("username", req->username ? req->username : "");
+		PUT("password", req->password->data, req->password->len);
+		if (req->mfa && req->mfa[0])
+			PUT_STR("mfa", req->mfa);
+	} else
+		PUT("token", req->token->data, req->token->len);
+#undef PUT
+#undef PUT_STR
+#undef PUT_INT
+	if (r < 0)
+		return r;
+	buf->len = pos;
+	return 0;
+}
+
+static int spawn_helper(const char *path, int in_fd, int out_fd, pid_t *ret_pid)
+{
+	char *const argv[] = {(char *)"regscale-token-login", NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, defaults;
+	int r;
+
+	/* The daemon blocks the signals sd-event handles; the helper gets a clean slate. */
+	sigemptyset(&none);
+	sigfillset(&defaults);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &defaults);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	r = -posix_spawn(ret_pid, path, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return r;
+}
+
+int login_start(sd_event *e, const char *helper_path, const struct login_request *req,
+	login_done_t done, void *userdata, struct login **ret)
+{
+	int to_helper[2] = {-EBADF, -EBADF}, from_helper[2] = {-EBADF, -EBADF};
+	struct login *l;
+	uint64_t limit;
+	int r;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->event = sd_event_ref(e);
+	l->in_fd = l->out_fd = -EBADF;
+	l->done = done;
+	l->userdata = userdata;
+	l->request = secret_new(LOGIN_MAX_REQUEST);
+	l->answer = secret_new(LOGIN_MAX_ANSWER + 1);
+	if (!l->request || !l->answer) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = build_request(req, l->request);
+	if (r < 0)
+		goto fail;
+
+	if (pipe2(to_helper, O_CLOEXEC) < 0 || pipe2(from_helper, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = spawn_helper(helper_path, to_helper[0], from_helper[1], &l->pid);
+	closep(&to_helper[0]);
+	closep(&from_helper[1]);
+	l->in_fd = take_fd(&to_helper[1]);
+	l->out_fd = take_fd(&from_helper[0]);
+	if (r < 0) {
+		log_error_errno(r, "cannot start the login helper %s", helper_path);
+		goto fail;
+	}
+	if (fcntl(l->in_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(l->out_fd, F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	limit = (req->config->total_timeout_sec + req->config->connect_timeout_sec) * 1000000ULL +
+		LOGIN_KILL_GRACE_USEC;
+	if ((r = sd_event_add_child(e, &l->child, l->pid, WEXITED, on_child, l)) < 0 ||
+			(r = sd_event_add_io(e, &l->in_io, l->in_fd, EPOLLOUT, on_in, l)) < 0 ||
+			(r = sd_event_add_io(e, &l->out_io, l->out_fd, EPOLLIN, on_out, l)) < 0 ||
+			(r = sd_event_add_time_relative(e, &l->kill_timer, CLOCK_MONOTONIC, limit, 0,
+				 on_kill_timer, l)) < 0)
+		goto fail;
+	*ret = l;
+	return 0;
+fail:
+	closep(&to_helper[0]);
+	closep(&to_helper[1]);
+	closep(&from_helper[0]);
+	closep(&from_helper[1]);
+	login_free(l);
+	return r;
+}

@@ -25,14 +25,17 @@ void locked_free(struct locked *m);
 
 /* Prompts on /dev/tty and reads one line there with echo off, into buf[0..size) (NUL-
  * terminated, without the newline); returns 0 and the length in *ret_len. The terminal's
- * settings are restored on every exit path: SIGINT, SIGTERM, SIGHUP, SIGQUIT restore them and
- * then take their usual effect; SIGTSTP, SIGTTIN, SIGTTOU restore them, stop, and prompt
- * again once continued. Returns -ENXIO when there is no terminal to open, -ENODATA for an
- * empty line or end of input, -EMSGSIZE for a line of size - 1 bytes or more, or -errno. */
+ * settings are restored on every exit path: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM,
+ * SIGUSR1/2 restore them and then take their usual effect; SIGTSTP, SIGTTIN, SIGTTOU restore
+ * them, stop, and prompt again once continued. A background job stops (SIGTTIN) before
+ * touching the terminal. Returns -ENXIO when there is no terminal to open, -ENODATA for an
+ * empty line or end of input, -EMSGSIZE for a line of size - 1 bytes or more, -EIO when
+ * continued while still in the background, -EINTR when a signal was caught and did not end
+ * the process, or another -errno. buf is wiped on failure. */
 int password_read_tty(const char *prompt, char *buf, size_t size, size_t *ret_len);
 
 /* Reads one line from fd without buffering past it, into buf[0..size) (NUL-terminated,
  * "\n" or "\r\n" removed; a last line without newline counts); returns 0 and the length in
  * *ret_len, -ENODATA for an empty line or no input, -EMSGSIZE for a line of size - 1 bytes
- * or more, or -errno. */
+ * or more, or -errno. buf is wiped on failure. */
 int password_read_fd(int fd, char *buf, size_t size, size_t *ret_len);

@@ -5,6 +5,7 @@
  * Every reader returns 0, or -EBADMSG with a static reason in ps->msg. */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,7 +50,11 @@ static inline bool json_is_digit(int c)
 }
 
 /* Records msg (static) as the reason in ps. Returns -EBADMSG. */
-int json_fail(struct json_parser *ps, const char *msg);
+static inline int json_fail(struct json_parser *ps, const char *msg)
+{
+	ps->msg = msg;
+	return -EBADMSG;
+}
 
 /* Skips JSON whitespace. */
 void json_skip_ws(struct json_parser *ps);
@@ -68,3 +73,9 @@ int json_parse_number(struct json_parser *ps, struct json_number *n);
 /* Validates and skips one value of any type found inside depth open containers. Returns 0,
  * or -EBADMSG (also when nesting would exceed PROTO_MAX_DEPTH). */
 int json_skip_value(struct json_parser *ps, unsigned depth);
+
+/* Returns true if s[0..len) is exactly one JSON object by the same strict rules as requests
+ * (RFC 8259, well-formed UTF-8, no raw control characters or NUL bytes, no unpaired \u
+ * surrogates, nested at most PROTO_MAX_DEPTH deep), with only whitespace around it. Used on
+ * reply lines, where json-c alone is more lenient. */
+bool proto_json_object_valid(const char *s, size_t len);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/json.h"
 #include "proto/reply.h"
 #include "proto/request.h"
 

@@ -1,10 +1,10 @@
-/* A strict JSON reader (RFC 8259) for one request object, see request.h. It never allocates,
- * never recurses (containers are tracked in a small bit stack bounded by PROTO_MAX_DEPTH) and
- * never reads past len, so any byte string may be thrown at it. */
+/* Request lines, see request.h: one JSON object read with the strict reader of json.h, its
+ * known fields checked and stored, everything else validated and skipped. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "proto/json.h"
 #include "proto/request.h"
 
 #define STR(x)  #x
@@ -27,15 +27,9 @@ const char *proto_op_name(enum proto_op op)
 }
 
 #define MSG_EMPTY      "request is empty"
-#define MSG_JSON       "request is not valid JSON"
 #define MSG_NOT_OBJECT "request is not a JSON object"
 #define MSG_TRAILING   "request has data after the JSON object"
 #define MSG_NUL_BYTE   "request contains a NUL byte"
-#define MSG_DEPTH      "request is nested more than " XSTR(PROTO_MAX_DEPTH) " levels deep"
-#define MSG_CONTROL    "string contains a raw control character"
-#define MSG_ESCAPE     "string contains an invalid escape"
-#define MSG_SURROGATE  "string contains an unpaired \\u surrogate"
-#define MSG_UTF8       "string is not valid UTF-8"
 #define MSG_OP_MISSING "\"op\" is missing"
 #define MSG_OP_UNKNOWN "\"op\" names no known request"
 #define MSG_VERSION    "only \"v\":" XSTR(PROTO_VERSION) " is supported"
@@ -63,9 +57,7 @@ struct field_info {
 
 #define FIELD(n, type, large)                                                                      \
 	{                                                                                          \
-		.name = n,                                                                         \
-		.msg_type = "\"" n "\" " type,                                                     \
-		.msg_large = "\"" n "\" " large,                                                   \
+		.name = n, .msg_type = "\"" n "\" " type, .msg_large = "\"" n "\" " large,         \
 		.msg_nul = "\"" n "\" must not contain \\u0000",                                   \
 		.msg_twice = "\"" n "\" appears twice",                                            \
 	}
@@ -73,426 +65,23 @@ struct field_info {
 #define MSG_SECONDS "must be a whole number of seconds, 0 or more"
 
 static const struct field_info fields[_F_MAX] = {
-	[F_OP] = FIELD("op", "must be a string", "is too long"),
-	[F_V] = FIELD("v", "must be an integer", "is out of range"),
-	[F_ID] = FIELD("id", "must be a string or an integer",
-			"is longer than " XSTR(REQUEST_MAX_ID) " bytes"),
-	[F_MIN_VALID] = FIELD("min_valid", MSG_SECONDS, "is too large"),
-	[F_WAIT] = FIELD("wait", MSG_SECONDS, "is too large"),
-	[F_USERNAME] = FIELD("username", "must be a string",
-			"is longer than " XSTR(REQUEST_MAX_USERNAME) " bytes"),
-	[F_MFA] = FIELD("mfa", "must be a string", "is longer than " XSTR(REQUEST_MAX_MFA) " bytes"),
-	[F_PASSWORD] = FIELD("password", "must be a string", "is too long"),
+		[F_OP] = FIELD("op", "must be a string", "is too long"),
+		[F_V] = FIELD("v", "must be an integer", "is out of range"),
+		[F_ID] = FIELD("id", "must be a string or an integer",
+				"is longer than " XSTR(REQUEST_MAX_ID) " bytes"),
+		[F_MIN_VALID] = FIELD("min_valid", MSG_SECONDS, "is too large"),
+		[F_WAIT] = FIELD("wait", MSG_SECONDS, "is too large"),
+		[F_USERNAME] = FIELD("username", "must be a string",
+				"is longer than " XSTR(REQUEST_MAX_USERNAME) " bytes"),
+		[F_MFA] = FIELD("mfa", "must be a string",
+				"is longer than " XSTR(REQUEST_MAX_MFA) " bytes"),
+		[F_PASSWORD] = FIELD("password", "must be a string", "is too long"),
 };
 
 #define MSG_PASSWORD_REFUSED "\"password\" is not accepted here"
 
 /* Longer than any known field name; longer keys are unknown by definition. */
 #define KEY_MAX 15
-
-_Static_assert(PROTO_MAX_DEPTH < 32, "the container stack is a uint32_t");
-
-struct parser {
-	const char *p;   /* next byte to read */
-	const char *end; /* one past the last byte */
-	const char *msg; /* why parsing failed */
-};
-
-/* Where a decoded string goes: buf[0..cap) or nowhere (buf == NULL, only validated). */
-struct strout {
-	char *buf;
-	size_t cap; /* bytes in buf, the terminating NUL included */
-	size_t len; /* decoded length; larger than cap - 1 when the string did not fit */
-	bool nul;   /* a \u0000 was decoded */
-};
-
-/* What one number looked like. */
-struct number {
-	const char *text;
-	size_t len;
-	bool negative;
-	bool integer;  /* no fraction, no exponent */
-	bool overflow; /* magnitude above INT64_MAX */
-	uint64_t mag;
-};
-
-static int fail(struct parser *ps, const char *msg)
-{
-	ps->msg = msg;
-	return -EBADMSG;
-}
-
-static int peek(const struct parser *ps)
-{
-	return ps->p < ps->end ? (unsigned char)*ps->p : -1;
-}
-
-static void skip_ws(struct parser *ps)
-{
-	while (ps->p < ps->end &&
-			(*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
-		ps->p++;
-}
-
-static int expect(struct parser *ps, char c)
-{
-	skip_ws(ps);
-	if (peek(ps) != (unsigned char)c)
-		return fail(ps, MSG_JSON);
-	ps->p++;
-	return 0;
-}
-
-static bool is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* Returns the length of the well-formed UTF-8 sequence at s[0..n) (Unicode 15 table 3-7: no
- * overlong forms, no surrogates, nothing above U+10FFFF), or 0 if there is none. */
-static size_t utf8_valid(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		len = 2;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		len = 3;
-		if (s[0] == 0xE0)
-			lo = 0xA0;
-		else if (s[0] == 0xED)
-			hi = 0x9F;
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		len = 4;
-		if (s[0] == 0xF0)
-			lo = 0x90;
-		else if (s[0] == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return len;
-}
-
-static void put(struct strout *o, unsigned char c)
-{
-	if (o->buf && o->len + 1 < o->cap)
-		o->buf[o->len] = (char)c;
-	o->len++;
-}
-
-static void put_utf8(struct strout *o, uint32_t cp)
-{
-	if (cp < 0x80)
-		put(o, (unsigned char)cp);
-	else if (cp < 0x800) {
-		put(o, (unsigned char)(0xC0 | (cp >> 6)));
-		put(o, (unsigned char)(0x80 | (cp & 0x3F)));
-	} else if (cp < 0x10000) {
-		put(o, (unsigned char)(0xE0 | (cp >> 12)));
-		put(o, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-		put(o, (unsigned char)(0x80 | (cp & 0x3F)));
-	} else {
-		put(o, (unsigned char)(0xF0 | (cp >> 18)));
-		put(o, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
-		put(o, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-		put(o, (unsigned char)(0x80 | (cp & 0x3F)));
-	}
-}
-
-static int parse_hex4(struct parser *ps, uint32_t *ret)
-{
-	uint32_t v = 0;
-
-	if (ps->end - ps->p < 4)
-		return fail(ps, MSG_ESCAPE);
-	for (int i = 0; i < 4; i++) {
-		char c = ps->p[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (uint32_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (uint32_t)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (uint32_t)(c - 'A' + 10);
-		else
-			return fail(ps, MSG_ESCAPE);
-	}
-	ps->p += 4;
-	*ret = v;
-	return 0;
-}
-
-/* Reads a \uXXXX escape (the "\u" already consumed), joining a surrogate pair. */
-static int parse_unicode_escape(struct parser *ps, uint32_t *ret)
-{
-	uint32_t cp, low;
-	int r;
-
-	r = parse_hex4(ps, &cp);
-	if (r < 0)
-		return r;
-	if (cp >= 0xDC00 && cp <= 0xDFFF)
-		return fail(ps, MSG_SURROGATE);
-	if (cp >= 0xD800 && cp <= 0xDBFF) {
-		if (ps->end - ps->p < 2 || ps->p[0] != '\\' || ps->p[1] != 'u')
-			return fail(ps, MSG_SURROGATE);
-		ps->p += 2;
-		r = parse_hex4(ps, &low);
-		if (r < 0)
-			return r;
-		if (low < 0xDC00 || low > 0xDFFF)
-			return fail(ps, MSG_SURROGATE);
-		cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-	}
-	*ret = cp;
-	return 0;
-}
-
-/* Reads the string starting at the opening quote, decoding it into o. */
-static int parse_string(struct parser *ps, struct strout *o)
-{
-	int r;
-
-	o->len = 0;
-	o->nul = false;
-	if (peek(ps) != '"')
-		return fail(ps, MSG_JSON);
-	ps->p++;
-
-	for (;;) {
-		unsigned char c;
-		uint32_t cp;
-		size_t n;
-
-		if (ps->p >= ps->end)
-			return fail(ps, MSG_JSON);
-		c = (unsigned char)*ps->p;
-		if (c == '"') {
-			ps->p++;
-			break;
-		}
-		if (c < 0x20)
-			return fail(ps, MSG_CONTROL);
-		if (c != '\\') {
-			n = utf8_valid((const unsigned char *)ps->p, (size_t)(ps->end - ps->p));
-			if (n == 0)
-				return fail(ps, MSG_UTF8);
-			for (size_t i = 0; i < n; i++)
-				put(o, (unsigned char)ps->p[i]);
-			ps->p += n;
-			continue;
-		}
-
-		ps->p++;
-		if (ps->p >= ps->end)
-			return fail(ps, MSG_JSON);
-		c = (unsigned char)*ps->p++;
-		switch (c) {
-		case '"':
-		case '\\':
-		case '/':
-			put(o, c);
-			break;
-		case 'b':
-			put(o, '\b');
-			break;
-		case 'f':
-			put(o, '\f');
-			break;
-		case 'n':
-			put(o, '\n');
-			break;
-		case 'r':
-			put(o, '\r');
-			break;
-		case 't':
-			put(o, '\t');
-			break;
-		case 'u':
-			r = parse_unicode_escape(ps, &cp);
-			if (r < 0)
-				return r;
-			if (cp == 0)
-				o->nul = true;
-			put_utf8(o, cp);
-			break;
-		default:
-			return fail(ps, MSG_ESCAPE);
-		}
-	}
-
-	if (o->buf && o->cap > 0)
-		o->buf[o->len < o->cap ? o->len : o->cap - 1] = '\0';
-	return 0;
-}
-
-static int parse_digits(struct parser *ps)
-{
-	if (!is_digit(peek(ps)))
-		return fail(ps, MSG_JSON);
-	while (is_digit(peek(ps)))
-		ps->p++;
-	return 0;
-}
-
-static int parse_number(struct parser *ps, struct number *n)
-{
-	int r;
-
-	*n = (struct number){.text = ps->p, .integer = true};
-	if (peek(ps) == '-') {
-		n->negative = true;
-		ps->p++;
-	}
-	if (peek(ps) == '0')
-		ps->p++;
-	else if (is_digit(peek(ps)))
-		while (is_digit(peek(ps))) {
-			unsigned d = (unsigned)(*ps->p++ - '0');
-			if (n->overflow || n->mag > ((uint64_t)INT64_MAX - d) / 10)
-				n->overflow = true;
-			else
-				n->mag = n->mag * 10 + d;
-		}
-	else
-		return fail(ps, MSG_JSON);
-
-	if (peek(ps) == '.') {
-		n->integer = false;
-		ps->p++;
-		r = parse_digits(ps);
-		if (r < 0)
-			return r;
-	}
-	if (peek(ps) == 'e' || peek(ps) == 'E') {
-		n->integer = false;
-		ps->p++;
-		if (peek(ps) == '+' || peek(ps) == '-')
-			ps->p++;
-		r = parse_digits(ps);
-		if (r < 0)
-			return r;
-	}
-	n->len = (size_t)(ps->p - n->text);
-	return 0;
-}
-
-static int parse_literal(struct parser *ps, const char *word)
-{
-	size_t n = strlen(word);
-
-	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
-		return fail(ps, MSG_JSON);
-	ps->p += n;
-	return 0;
-}
-
-/* Reads any value but an object or an array. */
-static int skip_scalar(struct parser *ps)
-{
-	struct strout o = {0};
-	struct number n;
-	int c = peek(ps);
-
-	if (c == '"')
-		return parse_string(ps, &o);
-	if (c == '-' || is_digit(c))
-		return parse_number(ps, &n);
-	if (c == 't')
-		return parse_literal(ps, "true");
-	if (c == 'f')
-		return parse_literal(ps, "false");
-	if (c == 'n')
-		return parse_literal(ps, "null");
-	return fail(ps, MSG_JSON);
-}
-
-/* Reads an object member name and the colon after it. */
-static int skip_key(struct parser *ps)
-{
-	struct strout o = {0};
-	int r;
-
-	skip_ws(ps);
-	r = parse_string(ps, &o);
-	if (r < 0)
-		return r;
-	return expect(ps, ':');
-}
-
-/* Validates and skips one value of any type inside depth open containers, without recursion:
- * bit i of is_array tells whether the container opened at level i is an array. */
-static int skip_value(struct parser *ps, unsigned depth)
-{
-	uint32_t is_array = 0;
-	unsigned level = 0;
-	int r, c;
-
-	for (;;) {
-		/* Here a value starts. */
-		skip_ws(ps);
-		c = peek(ps);
-		if (c == '{' || c == '[') {
-			if (depth + level >= PROTO_MAX_DEPTH)
-				return fail(ps, MSG_DEPTH);
-			ps->p++;
-			level++;
-			if (c == '[')
-				is_array |= UINT32_C(1) << level;
-			else
-				is_array &= ~(UINT32_C(1) << level);
-
-			skip_ws(ps);
-			if (peek(ps) != (c == '[' ? ']' : '}')) {
-				if (c == '{') {
-					r = skip_key(ps);
-					if (r < 0)
-						return r;
-				}
-				continue;
-			}
-			ps->p++;
-			level--;
-		} else {
-			r = skip_scalar(ps);
-			if (r < 0)
-				return r;
-		}
-
-		/* Here a value ended: close containers until one has a next element. */
-		for (;;) {
-			bool array;
-
-			if (level == 0)
-				return 0;
-			array = is_array & (UINT32_C(1) << level);
-			skip_ws(ps);
-			c = peek(ps);
-			if (c == ',') {
-				ps->p++;
-				if (!array) {
-					r = skip_key(ps);
-					if (r < 0)
-						return r;
-				}
-				break;
-			}
-			if (c != (array ? ']' : '}'))
-				return fail(ps, MSG_JSON);
-			ps->p++;
-			level--;
-		}
-	}
-}
 
 /* What was seen while reading the object; judged once the whole line proved to be JSON. */
 struct state {
@@ -505,76 +94,76 @@ struct state {
 /* Reads a string-valued known field into buf[0..cap); a value of another type is validated
  * first so that broken JSON is reported as such. */
 static int parse_string_field(
-		struct parser *ps, enum field f, char *buf, size_t cap, size_t *ret_len)
+		struct json_parser *ps, enum field f, char *buf, size_t cap, size_t *ret_len)
 {
-	struct strout o = {.buf = buf, .cap = cap};
+	struct json_string o = {.buf = buf, .cap = cap};
 	int r;
 
-	if (peek(ps) != '"') {
-		r = skip_value(ps, 1);
-		return r < 0 ? r : fail(ps, fields[f].msg_type);
+	if (json_peek(ps) != '"') {
+		r = json_skip_value(ps, 1);
+		return r < 0 ? r : json_fail(ps, fields[f].msg_type);
 	}
-	r = parse_string(ps, &o);
+	r = json_parse_string(ps, &o);
 	if (r < 0)
 		return r;
 	if (o.nul)
-		return fail(ps, fields[f].msg_nul);
+		return json_fail(ps, fields[f].msg_nul);
 	if (o.len >= cap)
-		return fail(ps, fields[f].msg_large);
+		return json_fail(ps, fields[f].msg_large);
 	if (ret_len)
 		*ret_len = o.len;
 	return 0;
 }
 
 /* Reads a number-valued known field; anything else is validated, then refused. */
-static int parse_number_field(struct parser *ps, enum field f, struct number *n)
+static int parse_number_field(struct json_parser *ps, enum field f, struct json_number *n)
 {
-	int r, c = peek(ps);
+	int r, c = json_peek(ps);
 
-	if (c != '-' && !is_digit(c)) {
-		r = skip_value(ps, 1);
-		return r < 0 ? r : fail(ps, fields[f].msg_type);
+	if (c != '-' && !json_is_digit(c)) {
+		r = json_skip_value(ps, 1);
+		return r < 0 ? r : json_fail(ps, fields[f].msg_type);
 	}
-	r = parse_number(ps, n);
+	r = json_parse_number(ps, n);
 	if (r < 0)
 		return r;
 	if (!n->integer)
-		return fail(ps, fields[f].msg_type);
+		return json_fail(ps, fields[f].msg_type);
 	return 0;
 }
 
-static int parse_seconds(struct parser *ps, enum field f, int64_t *ret)
+static int parse_seconds(struct json_parser *ps, enum field f, int64_t *ret)
 {
-	struct number n;
+	struct json_number n;
 	int r;
 
 	r = parse_number_field(ps, f, &n);
 	if (r < 0)
 		return r;
 	if (n.negative && (n.mag != 0 || n.overflow))
-		return fail(ps, fields[f].msg_type);
+		return json_fail(ps, fields[f].msg_type);
 	if (n.overflow)
-		return fail(ps, fields[f].msg_large);
+		return json_fail(ps, fields[f].msg_large);
 	*ret = (int64_t)n.mag;
 	return 0;
 }
 
-static int parse_field(struct parser *ps, enum field f, struct request *req, struct state *st)
+static int parse_field(struct json_parser *ps, enum field f, struct request *req, struct state *st)
 {
-	struct strout o;
-	struct number n;
+	struct json_string o;
+	struct json_number n;
 	int r;
 
 	switch (f) {
 	case F_OP:
-		if (peek(ps) == '"') {
+		if (json_peek(ps) == '"') {
 			/* Too long to be known is an unknown op, not a malformed request. */
-			o = (struct strout){.buf = st->op, .cap = sizeof(st->op)};
-			r = parse_string(ps, &o);
+			o = (struct json_string){.buf = st->op, .cap = sizeof(st->op)};
+			r = json_parse_string(ps, &o);
 			if (r < 0)
 				return r;
 			if (o.nul)
-				return fail(ps, fields[f].msg_nul);
+				return json_fail(ps, fields[f].msg_nul);
 			st->op_too_long = o.len >= sizeof(st->op);
 			return 0;
 		}
@@ -585,17 +174,17 @@ static int parse_field(struct parser *ps, enum field f, struct request *req, str
 		if (r < 0)
 			return r;
 		if (n.overflow)
-			return fail(ps, fields[f].msg_large);
+			return json_fail(ps, fields[f].msg_large);
 		st->version_ok = !n.negative && n.mag == PROTO_VERSION;
 		return 0;
 
 	case F_ID:
-		if (peek(ps) == '-' || is_digit(peek(ps))) {
+		if (json_peek(ps) == '-' || json_is_digit(json_peek(ps))) {
 			r = parse_number_field(ps, f, &n);
 			if (r < 0)
 				return r;
 			if (n.len > REQUEST_MAX_ID)
-				return fail(ps, fields[f].msg_large);
+				return json_fail(ps, fields[f].msg_large);
 			memcpy(req->id, n.text, n.len);
 			req->id[n.len] = '\0';
 		} else {
@@ -620,7 +209,7 @@ static int parse_field(struct parser *ps, enum field f, struct request *req, str
 
 	case F_PASSWORD:
 		if (!req->secret || req->secret_size == 0)
-			return fail(ps, MSG_PASSWORD_REFUSED);
+			return json_fail(ps, MSG_PASSWORD_REFUSED);
 		r = parse_string_field(ps, f, req->secret, req->secret_size, &req->secret_len);
 		if (r < 0)
 			return r;
@@ -630,10 +219,10 @@ static int parse_field(struct parser *ps, enum field f, struct request *req, str
 	case _F_MAX:
 		break;
 	}
-	return fail(ps, MSG_JSON);
+	return json_fail(ps, JSON_MSG_SYNTAX);
 }
 
-static int lookup_field(const struct strout *key)
+static int lookup_field(const struct json_string *key)
 {
 	if (key->len > KEY_MAX || key->nul)
 		return -1;
@@ -643,44 +232,44 @@ static int lookup_field(const struct strout *key)
 	return -1;
 }
 
-static int parse_object(struct parser *ps, struct request *req, struct state *st)
+static int parse_object(struct json_parser *ps, struct request *req, struct state *st)
 {
 	char keybuf[KEY_MAX + 1];
 	int r, c;
 
-	skip_ws(ps);
-	c = peek(ps);
+	json_skip_ws(ps);
+	c = json_peek(ps);
 	if (c < 0)
-		return fail(ps, MSG_EMPTY);
+		return json_fail(ps, MSG_EMPTY);
 	if (c != '{') {
 		/* Say "not an object" only to what is JSON, such as an array or a string. */
-		r = skip_value(ps, 0);
-		return r < 0 ? r : fail(ps, MSG_NOT_OBJECT);
+		r = json_skip_value(ps, 0);
+		return r < 0 ? r : json_fail(ps, MSG_NOT_OBJECT);
 	}
 	ps->p++;
 
-	skip_ws(ps);
-	if (peek(ps) == '}')
+	json_skip_ws(ps);
+	if (json_peek(ps) == '}')
 		ps->p++;
 	else
 		for (;;) {
-			struct strout key = {.buf = keybuf, .cap = sizeof(keybuf)};
+			struct json_string key = {.buf = keybuf, .cap = sizeof(keybuf)};
 			int f;
 
-			skip_ws(ps);
-			r = parse_string(ps, &key);
+			json_skip_ws(ps);
+			r = json_parse_string(ps, &key);
 			if (r < 0)
 				return r;
-			r = expect(ps, ':');
+			r = json_expect(ps, ':');
 			if (r < 0)
 				return r;
-			skip_ws(ps);
+			json_skip_ws(ps);
 
 			f = lookup_field(&key);
 			if (f < 0)
-				r = skip_value(ps, 1);
+				r = json_skip_value(ps, 1);
 			else if (st->seen[f])
-				r = fail(ps, fields[f].msg_twice);
+				r = json_fail(ps, fields[f].msg_twice);
 			else {
 				st->seen[f] = true;
 				r = parse_field(ps, (enum field)f, req, st);
@@ -688,39 +277,25 @@ static int parse_object(struct parser *ps, struct request *req, struct state *st
 			if (r < 0)
 				return r;
 
-			skip_ws(ps);
-			c = peek(ps);
+			json_skip_ws(ps);
+			c = json_peek(ps);
 			if (c != ',' && c != '}')
-				return fail(ps, MSG_JSON);
+				return json_fail(ps, JSON_MSG_SYNTAX);
 			ps->p++;
 			if (c == '}')
 				break;
 		}
 
-	skip_ws(ps);
+	json_skip_ws(ps);
 	if (ps->p != ps->end)
-		return fail(ps, MSG_TRAILING);
+		return json_fail(ps, MSG_TRAILING);
 	return 0;
 }
 
-bool proto_json_object_valid(const char *s, size_t len)
+enum proto_error request_parse(
+		const char *line, size_t len, struct request *req, const char **ret_message)
 {
-	struct parser ps;
-
-	if (!s || memchr(s, '\0', len))
-		return false;
-	ps = (struct parser){.p = s, .end = s + len};
-	skip_ws(&ps);
-	if (peek(&ps) != '{' || skip_value(&ps, 0) < 0)
-		return false;
-	skip_ws(&ps);
-	return ps.p == ps.end;
-}
-
-enum proto_error request_parse(const char *line, size_t len, struct request *req,
-		const char **ret_message)
-{
-	struct parser ps;
+	struct json_parser ps;
 	struct state st = {0};
 	enum proto_error err = PROTO_E_BAD_REQUEST;
 	const char *msg;
@@ -737,7 +312,7 @@ enum proto_error request_parse(const char *line, size_t len, struct request *req
 
 	if (!line)
 		line = "";
-	ps = (struct parser){.p = line, .end = line + len};
+	ps = (struct json_parser){.p = line, .end = line + len};
 
 	/* A NUL byte can only be an attack or a broken client; say so plainly. */
 	if (memchr(line, '\0', len)) {

@@ -1,7 +1,7 @@
 /* Parsing of request lines: one JSON object per line, see PROTOCOL.md "Requests".
- * The parser is our own strict, allocation-free JSON reader rather than json-c so that
- * secret fields (a password sent by "login") are decoded straight into memory the caller
- * owns and wipes, and no copy is left on the ordinary heap. */
+ * The parser is our own strict, allocation-free JSON reader (proto/json.h) rather than
+ * json-c so that secret fields (a password sent by "login") are decoded straight into memory
+ * the caller owns and wipes, and no copy is left on the ordinary heap. */
 #pragma once
 
 #include <stdbool.h>
@@ -20,9 +20,9 @@ enum proto_op {
 	_PROTO_OP_MAX,
 };
 
-#define REQUEST_MAX_ID 64
+#define REQUEST_MAX_ID       64
 #define REQUEST_MAX_USERNAME 256
-#define REQUEST_MAX_MFA 16
+#define REQUEST_MAX_MFA      16
 
 struct request {
 	enum proto_op op;
@@ -53,11 +53,5 @@ const char *proto_op_name(enum proto_op op);
  * whose secret/secret_size the caller has set. Returns PROTO_OK, or the error to answer
  * with and a static human-readable reason in *ret_message. Unknown fields are ignored;
  * on failure any secret bytes already written to req->secret are wiped. */
-enum proto_error request_parse(const char *line, size_t len, struct request *req,
-		const char **ret_message);
-
-/* Returns true if s[0..len) is exactly one JSON object by the same strict rules as requests
- * (RFC 8259, well-formed UTF-8, no raw control characters or NUL bytes, no unpaired \u
- * surrogates, nested at most PROTO_MAX_DEPTH deep), with only whitespace around it. Used on
- * reply lines, where json-c alone is more lenient. */
-bool proto_json_object_valid(const char *s, size_t len);
+enum proto_error request_parse(
+		const char *line, size_t len, struct request *req, const char **ret_message);

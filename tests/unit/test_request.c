@@ -1,5 +1,6 @@
-/* Unit tests for proto/request.c: the strict request parser. Every input is copied into a
- * heap block of exactly its length, so AddressSanitizer catches any read past len. */
+/* Unit tests for proto/request.c and proto/json.c: the strict request parser and the JSON
+ * object check. Every input is copied into a heap block of exactly its length, so
+ * AddressSanitizer catches any read past len. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "proto/json.h"
 #include "proto/request.h"
 #include "proto/util.h"
 

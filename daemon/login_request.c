@@ -1,0 +1,262 @@
+/* Reading the login helper's request and building the body it posts, see login_request.h.
+ * The password and token are never copied out of sodium memory: they are referenced in the
+ * request message and escaped straight into the body. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "daemon/fields.h"
+#include "daemon/jwt.h"
+#include "daemon/login_request.h"
+#include "proto/util.h"
+
+#define TIMEOUT_MAX 3600
+
+void helper_answer_set(struct helper_answer *a, enum login_outcome outcome, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->message, sizeof(a->message), fmt, ap);
+	va_end(ap);
+	for (char *p = a->message; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	a->outcome = outcome;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0; i < len;) {
+		unsigned c = u[i], n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		if (len - i <= n)
+			return false;
+		for (unsigned k = 1; k <= n; k++) {
+			if ((u[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (u[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+				(cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+enum field_kind { FIELD_STR, FIELD_INT, FIELD_SECRET };
+
+#define STR(name, member)                                                                          \
+	{                                                                                          \
+		name, FIELD_STR, offsetof(struct helper_request, member),                          \
+				sizeof(((struct helper_request *)0)->member)                       \
+	}
+#define FIELD(name, kind, member)                                                                  \
+	{                                                                                          \
+		name, kind, offsetof(struct helper_request, member), 0                             \
+	}
+
+static const struct field_def {
+	const char *name;
+	enum field_kind kind;
+	size_t offset, size;
+} request_fields[] = {
+		STR("mode", mode),
+		STR("url", url),
+		STR("login_api", api),
+		STR("ca_file", ca_file),
+		STR("proxy", proxy),
+		FIELD("connect_timeout", FIELD_INT, connect_timeout),
+		FIELD("total_timeout", FIELD_INT, total_timeout),
+		STR("user_agent_version", version),
+		STR("username", username),
+		FIELD("password", FIELD_SECRET, password),
+		FIELD("mfa", FIELD_SECRET, mfa),
+		FIELD("token", FIELD_SECRET, token),
+};
+
+/* Stores one field's value in req; false if it is not valid. */
+static bool set_field(
+		struct helper_request *req, const struct field_def *f, const char *v, size_t len)
+{
+	char *p = (char *)req + f->offset;
+	int64_t *num = (int64_t *)(void *)p;
+	struct secret_ref *ref = (struct secret_ref *)(void *)p;
+
+	switch (f->kind) {
+	case FIELD_STR:
+		/* Non-secret values: copied, NUL-terminated, so no NUL inside. */
+		if (len >= f->size || memchr(v, '\0', len))
+			return false;
+		memcpy(p, v, len);
+		p[len] = '\0';
+		return true;
+	case FIELD_INT:
+		return fields_parse_int(v, len, num) >= 0 && *num >= 1 && *num <= TIMEOUT_MAX;
+	case FIELD_SECRET:
+		*ref = (struct secret_ref){v, len};
+		return true;
+	}
+	return false;
+}
+
+static bool version_valid(const char *v)
+{
+	if (!*v)
+		return false;
+	for (; *v; v++)
+		if (!((*v >= '0' && *v <= '9') || (*v >= 'a' && *v <= 'z') || *v == '.' ||
+				    *v == '-'))
+			return false;
+	return true;
+}
+
+int login_request_parse(
+		const char *msg, size_t len, struct helper_request *req, struct helper_answer *a)
+{
+	char name[FIELDS_MAX_NAME + 1];
+	unsigned seen = 0;
+	size_t pos = 0, vlen;
+	const char *v;
+	int r;
+
+	*req = (struct helper_request){.api = "v1",
+			.version = RT_VERSION,
+			.connect_timeout = 10,
+			.total_timeout = 30};
+	while ((r = fields_next(msg, len, &pos, name, &v, &vlen)) > 0) {
+		size_t i;
+
+		for (i = 0; i < ELEMENTSOF(request_fields); i++)
+			if (strcmp(name, request_fields[i].name) == 0)
+				break;
+		if (i == ELEMENTSOF(request_fields))
+			continue; /* a field from a newer daemon */
+		if (seen & (1u << i)) {
+			helper_answer_set(a, LOGIN_CONFIG, "request has field %s twice", name);
+			return -EINVAL;
+		}
+		seen |= 1u << i;
+		if (!set_field(req, &request_fields[i], v, vlen)) {
+			helper_answer_set(a, LOGIN_CONFIG, "request field %s is not valid", name);
+			return -EINVAL;
+		}
+	}
+	if (r < 0) {
+		helper_answer_set(a, LOGIN_CONFIG, "request is malformed");
+		return -EINVAL;
+	}
+
+	req->validate = strcmp(req->mode, "validate") == 0;
+	req->v2 = strcmp(req->api, "v2") == 0;
+	if (!req->validate && strcmp(req->mode, "login") != 0)
+		helper_answer_set(a, LOGIN_CONFIG, "request mode is not login or validate");
+	else if (!req->v2 && strcmp(req->api, "v1") != 0)
+		helper_answer_set(a, LOGIN_CONFIG, "login_api is not v1 or v2");
+	else if (!version_valid(req->version))
+		helper_answer_set(a, LOGIN_CONFIG, "user_agent_version is not valid");
+	else if (!req->url[0])
+		helper_answer_set(a, LOGIN_CONFIG, "no url configured");
+	else if (req->validate && !jwt_well_formed(req->token.data, req->token.len))
+		helper_answer_set(a, LOGIN_CONFIG, "no well-formed token to validate");
+	else if (!req->validate &&
+			(!req->username[0] || !utf8_valid(req->username, strlen(req->username))))
+		helper_answer_set(a, LOGIN_CONFIG, "no username, or it is not valid UTF-8");
+	else if (!req->validate && (req->password.len == 0 || !utf8_valid(req->password.data,
+									      req->password.len)))
+		helper_answer_set(a, LOGIN_CONFIG, "no password, or it is not valid UTF-8");
+	else if (!req->validate && !utf8_valid(req->mfa.data, req->mfa.len))
+		helper_answer_set(a, LOGIN_CONFIG, "mfa code is not valid UTF-8");
+	else
+		return 0;
+	return -EINVAL;
+}
+
+/* Appends s[0..len) as a JSON string; buf must have room for 6 * len + 2 more bytes. */
+static void json_put_string(char *buf, size_t *pos, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *p = buf + *pos;
+
+	*p++ = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			*p++ = '\\';
+			*p++ = (char)c;
+		} else if (c < 0x20) {
+			memcpy(p, "\\u00", 4);
+			p[4] = hex[c >> 4];
+			p[5] = hex[c & 15];
+			p += 6;
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	*p++ = '"';
+	*pos = (size_t)(p - buf);
+}
+
+static void put_raw(char *buf, size_t *pos, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(buf + *pos, s, n);
+	*pos += n;
+}
+
+char *login_request_body(const struct helper_request *req, size_t *ret_len)
+{
+	size_t size, pos = 0;
+	char *b;
+
+	size = 6 * (strlen(req->username) + req->password.len + req->mfa.len + req->token.len) +
+	       256;
+	b = sodium_malloc(size);
+	if (!b)
+		return NULL;
+	if (req->validate) {
+		put_raw(b, &pos, "{\"accessToken\":\"Bearer ");
+		/* base64url and dots: nothing to escape */
+		memcpy(b + pos, req->token.data, req->token.len);
+		pos += req->token.len;
+		put_raw(b, &pos, "\"}");
+	} else {
+		put_raw(b, &pos, "{\"username\":");
+		json_put_string(b, &pos, req->username, strlen(req->username));
+		put_raw(b, &pos, ",\"password\":");
+		json_put_string(b, &pos, req->password.data, req->password.len);
+		put_raw(b, &pos, ",\"oldPassword\":\"\"");
+		if (req->mfa.len > 0) {
+			put_raw(b, &pos, ",\"mfaToken\":");
+			json_put_string(b, &pos, req->mfa.data, req->mfa.len);
+		}
+		if (req->v2)
+			put_raw(b, &pos, ",\"appId\":1");
+		put_raw(b, &pos, "}");
+	}
+	*ret_len = pos;
+	return b;
+}

@@ -16,6 +16,7 @@
 #include <ini.h>
 
 #include "daemon/config.h"
+#include "proto/proto.h"
 #include "proto/util.h"
 
 /* A configuration file is a handful of lines; anything bigger is a mistake. */
@@ -55,6 +56,8 @@ static const struct key keys[] = {
 		{"regscale", "default_lifetime", KIND_DURATION,
 				offsetof(struct config, default_lifetime_sec)},
 		{"daemon", "socket", KIND_PATH, offsetof(struct config, socket)},
+		{"daemon", "idle_timeout", KIND_DURATION,
+				offsetof(struct config, idle_timeout_sec)},
 		{"daemon", "allow_users", KIND_LIST, offsetof(struct config, allow_users)},
 		{"daemon", "allow_groups", KIND_LIST, offsetof(struct config, allow_groups)},
 		{"daemon", "admin_users", KIND_LIST, offsetof(struct config, admin_users)},
@@ -101,6 +104,7 @@ void config_init(struct config *ret)
 	*ret = (struct config){
 			.login_api = LOGIN_API_V1,
 			.connect_timeout_sec = 10,
+			.idle_timeout_sec = PROTO_IDLE_TIMEOUT_SEC,
 			.total_timeout_sec = 30,
 			.default_lifetime_sec = 86400,
 	};

@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "daemon/access.h"
 #include "daemon/log.h"
 #include "daemon/refresh.h"
 #include "daemon/server.h"
@@ -71,6 +72,7 @@ static void load_token_source(struct tokend *d)
 
 static int reload(struct tokend *d)
 {
+	struct access *access = NULL;
 	struct config fresh;
 	char err[512];
 	int r;
@@ -83,7 +85,13 @@ static int reload(struct tokend *d)
 		if (r < 0) {
 			log_error("reload: %s; keeping the previous configuration", err);
 			config_done(&fresh);
+		} else if ((r = access_new(&fresh, &access, err, sizeof(err))) < 0) {
+			log_error("reload: %s: %s; keeping the previous configuration", d->config.path,
+				err);
+			config_done(&fresh);
 		} else {
+			access_free(d->access);
+			d->access = access;
 			if ((fresh.socket && d->config.socket &&
 					strcmp(fresh.socket, d->config.socket) != 0))
 				log_warning("reload: a new socket path takes effect on restart only");
@@ -153,7 +161,7 @@ static int setup_socket(struct tokend *d, const char *socket_arg)
 		path = default_socket_path();
 	if (!path)
 		return -ENOMEM;
-	r = server_listen_path(d->server, path);
+	r = server_listen_path(d->server, path, access_is_shared(d->access));
 	if (r >= 0)
 		log_info("serving on %s", path);
 	free(path);
@@ -186,6 +194,16 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 			goto out;
 		}
 	}
+	r = access_new(&d->config, &d->access, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s: %s", config_path ? config_path : "configuration", err);
+		goto out;
+	}
+	/* A watchdog ping when the service manager asks for one (WatchdogSec=), none
+	 * otherwise: an idle daemon makes no wakeups at all. */
+	r = sd_event_set_watchdog(e, true);
+	if (r < 0)
+		log_warning_errno(r, "cannot set up the watchdog");
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

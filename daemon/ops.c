@@ -89,7 +89,7 @@ void ops_error(struct tokend *d, enum proto_error err, const char *message, cons
 
 /* One answering of one request. */
 struct call {
-	const struct ucred *peer;
+	const struct peer *peer;
 	bool first;    /* first time this request is answered: it may start a login */
 	bool final;    /* its wait ran out: it must be answered now */
 	bool wait;     /* out: the request waits for the login in flight */
@@ -99,10 +99,10 @@ struct call {
 typedef enum proto_error (*answer_fn)(struct tokend *d, const struct request *req,
 	struct call *call);
 
-/* Changing what the daemon holds is for its own uid and root. */
-static bool peer_is_admin(const struct ucred *peer)
+/* Changing what the daemon holds is for admins only (see access.h). */
+static bool peer_is_admin(const struct peer *peer)
 {
-	return peer->uid == getuid() || peer->uid == 0;
+	return peer->level == ACCESS_ADMIN;
 }
 
 static const char *or(const char *s, const char *fallback)
@@ -275,7 +275,7 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 	if (!call->first)
 		return login_outcome_reply(d, req, call);
 	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg), "only the daemon's user may log it in");
+		snprintf(call->msg, sizeof(call->msg), "only the daemon's user, root and admin_users/admin_groups may log it in");
 		return PROTO_E_PERMISSION_DENIED;
 	}
 	if (d->source) {
@@ -305,7 +305,7 @@ static enum proto_error answer_refresh(struct tokend *d, const struct request *r
 	if (!call->first)
 		return login_outcome_reply(d, req, call);
 	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg), "only the daemon's user may refresh it");
+		snprintf(call->msg, sizeof(call->msg), "only the daemon's user, root and admin_users/admin_groups may refresh it");
 		return PROTO_E_PERMISSION_DENIED;
 	}
 	if (d->source) {
@@ -329,7 +329,7 @@ static enum proto_error answer_logout(struct tokend *d, const struct request *re
 	struct json_object *obj;
 
 	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg), "only the daemon's user may log it out");
+		snprintf(call->msg, sizeof(call->msg), "only the daemon's user, root and admin_users/admin_groups may log it out");
 		return PROTO_E_PERMISSION_DENIED;
 	}
 	refresh_logout(d);
@@ -354,8 +354,8 @@ static enum ops_result run(struct tokend *d, const struct request *req, struct c
 	enum proto_error err = answers[req->op](d, req, call);
 
 	if (err != PROTO_OK) {
-		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->pid,
-			(unsigned)call->peer->uid, proto_op_name(req->op), proto_error_name(err),
+		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->ucred.pid,
+			(unsigned)call->peer->ucred.uid, proto_op_name(req->op), proto_error_name(err),
 			or(call->msg, "internal error"));
 		ops_error(d, err, or(call->msg, "internal error, see the daemon log"), req->id);
 		return OPS_REPLY;
@@ -377,7 +377,7 @@ static uint64_t wait_usec(const struct tokend *d, const struct request *req)
 	return (uint64_t)sec * 1000000ULL;
 }
 
-enum ops_result ops_answer(struct tokend *d, const struct ucred *peer, const char *line,
+enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line,
 	size_t len, struct request *pending, uint64_t *ret_wait_usec)
 {
 	struct call call = {.peer = peer, .first = true};
@@ -391,12 +391,12 @@ enum ops_result ops_answer(struct tokend *d, const struct ucred *peer, const cha
 	req.secret_size = d->request_secret->size;
 	err = request_parse(line, len, &req, &why);
 	if (err != PROTO_OK) {
-		log_notice("client pid %d uid %u: %s: %s", (int)peer->pid, (unsigned)peer->uid,
+		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
 			proto_error_name(err), or(why, "invalid request"));
 		ops_error(d, err, or(why, "invalid request"), req.has_id ? req.id : NULL);
 		return OPS_REPLY;
 	}
-	log_debug("client pid %d uid %u: %s", (int)peer->pid, (unsigned)peer->uid,
+	log_debug("client pid %d uid %u: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
 		proto_op_name(req.op));
 	res = run(d, &req, &call);
 	/* The password was sealed (or refused) by now. */
@@ -411,7 +411,7 @@ enum ops_result ops_answer(struct tokend *d, const struct ucred *peer, const cha
 	return res;
 }
 
-enum ops_result ops_resume(struct tokend *d, const struct ucred *peer,
+enum ops_result ops_resume(struct tokend *d, const struct peer *peer,
 	const struct request *req, bool final)
 {
 	struct call call = {.peer = peer, .final = final};

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "daemon/access.h"
 #include "daemon/secret.h"
 #include "daemon/tokend.h"
 #include "proto/request.h"
@@ -19,12 +20,12 @@ enum ops_result {
 /* Answers the request line[0..len) from peer. On OPS_REPLY the reply line (newline-
  * terminated) is in d->reply_buf. On OPS_WAIT *pending holds the parsed request (secrets
  * wiped) and *ret_wait_usec the longest it may wait. Every problem becomes an error reply. */
-enum ops_result ops_answer(struct tokend *d, const struct ucred *peer, const char *line,
+enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line,
 	size_t len, struct request *pending, uint64_t *ret_wait_usec);
 
 /* Answers a waiting request again, after a login finished (final = false), or because its
  * wait ran out (final = true: always OPS_REPLY). */
-enum ops_result ops_resume(struct tokend *d, const struct ucred *peer,
+enum ops_result ops_resume(struct tokend *d, const struct peer *peer,
 	const struct request *req, bool final);
 
 /* Writes the error reply err/message (with the optional request id) into d->reply_buf. */

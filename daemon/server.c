@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon/access.h"
 #include "daemon/log.h"
 #include "daemon/ops.h"
 #include "daemon/server.h"
@@ -33,7 +34,7 @@ struct conn {
 	struct server *server;
 	struct conn *prev, *next;
 	int fd;
-	struct ucred peer;
+	struct peer peer;
 	sd_event_source *io;
 	sd_event_source *idle;
 	struct linebuf in;
@@ -58,6 +59,8 @@ struct server {
 	unsigned n_conns;
 	bool shutting_down;
 	uint64_t last_accept_warning;
+	uint64_t last_refusal_log; /* CLOCK_MONOTONIC usec */
+	unsigned refusals_unlogged;
 };
 
 static void conn_process(struct conn *c);
@@ -187,8 +190,8 @@ static int on_conn_idle(sd_event_source *es, uint64_t usec, void *userdata)
 		conn_free(c);
 		return 0;
 	}
-	log_info("client pid %d uid %u: closing after %d s without a request", (int)c->peer.pid,
-		(unsigned)c->peer.uid, PROTO_IDLE_TIMEOUT_SEC);
+	log_info("client pid %d uid %u: closing after %d s without a request", (int)c->peer.ucred.pid,
+		(unsigned)c->peer.ucred.uid, (int)c->server->d->config.idle_timeout_sec);
 	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
 	conn_maybe_free(c);
 	return 0;
@@ -225,7 +228,7 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 	conn_process(c);
 	if (!c->closing && linebuf_overflowed(&c->in)) {
 		log_notice("client pid %d uid %u: request longer than %d bytes, closing",
-			(int)c->peer.pid, (unsigned)c->peer.uid, PROTO_MAX_LINE);
+			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid, PROTO_MAX_LINE);
 		conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
 	}
 	if (n == 0) {
@@ -247,7 +250,7 @@ static void conn_replied(struct conn *c)
 {
 	if (conn_send_reply(c) < 0)
 		c->closing = true;
-	(void)sd_event_source_set_time_relative(c->idle, PROTO_IDLE_TIMEOUT_SEC * 1000000ULL);
+	(void)sd_event_source_set_time_relative(c->idle, c->server->d->config.idle_timeout_sec * 1000000ULL);
 	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
 }
 
@@ -328,6 +331,34 @@ void server_wake_waiters(struct server *s)
 	}
 }
 
+/* One log line per refused client, but at most one a second: a local user hammering the
+ * socket must not flood the journal. */
+static void log_refusal(struct server *s, const struct ucred *peer)
+{
+	char path[64], comm[32] = "?";
+	uint64_t now = now_monotonic_usec();
+	ssize_t n;
+	int fd;
+
+	if (s->last_refusal_log && now - s->last_refusal_log < 1000000ULL) {
+		s->refusals_unlogged++;
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)peer->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, comm, sizeof(comm) - 1);
+		comm[n > 0 ? n : 0] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+		close(fd);
+	}
+	log_warning("client pid %d uid %u (\"%s\") refused: not the daemon's user, root, nor in "
+		    "allow_users/allow_groups%s", (int)peer->pid, (unsigned)peer->uid, comm,
+		s->refusals_unlogged ? " (more refusals in the last second not logged)" : "");
+	s->refusals_unlogged = 0;
+	s->last_refusal_log = now;
+}
+
 int server_add_connection(struct server *s, int fd)
 {
 	socklen_t len = sizeof(struct ucred);
@@ -348,7 +379,7 @@ int server_add_connection(struct server *s, int fd)
 	s->conns = c;
 	s->n_conns++;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer.ucred, &len) < 0) {
 		r = log_warning_errno(-errno, "cannot read the credentials of a new client");
 		goto fail;
 	}
@@ -356,17 +387,16 @@ int server_add_connection(struct server *s, int fd)
 	if (r < 0)
 		goto fail;
 	r = sd_event_add_time_relative(s->d->event, &c->idle, CLOCK_MONOTONIC,
-		PROTO_IDLE_TIMEOUT_SEC * 1000000ULL, 0, on_conn_idle, c);
+		c->server->d->config.idle_timeout_sec * 1000000ULL, 0, on_conn_idle, c);
 	if (r < 0)
 		goto fail;
 
 	if (s->n_conns > PROTO_MAX_CLIENTS) {
 		log_warning("client pid %d uid %u refused: %d clients connected already",
-			(int)c->peer.pid, (unsigned)c->peer.uid, PROTO_MAX_CLIENTS);
+			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid, PROTO_MAX_CLIENTS);
 		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
-	} else if (c->peer.uid != getuid() && c->peer.uid != 0) {
-		log_warning("client pid %d uid %u refused: only uid %u and root may connect",
-			(int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)getuid());
+	} else if ((c->peer.level = access_check(s->d->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
+		log_refusal(s, &c->peer.ucred);
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
 	}
 	conn_maybe_free(c);
@@ -469,7 +499,7 @@ int server_listen_fd(struct server *s, int fd)
 	return r < 0 ? r : 0;
 }
 
-static int make_parent_dir(const char *path)
+static int make_parent_dir(const char *path, mode_t mode)
 {
 	_cleanup_(freep) char *dir = strdup(path);
 	char *slash;
@@ -480,7 +510,7 @@ static int make_parent_dir(const char *path)
 	if (!slash || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, mode) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "cannot create the socket directory %s", dir);
 	return 0;
 }
@@ -498,7 +528,7 @@ static bool socket_is_live(const struct sockaddr_un *sa, socklen_t len)
 	return errno != ECONNREFUSED && errno != ENOENT;
 }
 
-int server_listen_path(struct server *s, const char *path)
+int server_listen_path(struct server *s, const char *path, bool shared)
 {
 	_cleanup_(closep) int fd = -EBADF;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -512,15 +542,19 @@ int server_listen_path(struct server *s, const char *path)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
 
-	r = make_parent_dir(path);
+	/* The directory (when we make it) gets its final mode from mkdir itself. */
+	old_umask = umask(0);
+	r = make_parent_dir(path, shared ? 0755 : 0700);
+	umask(old_umask);
 	if (r < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return log_error_errno(-errno, "cannot create a socket");
 
-	/* The mode is right from the moment the file exists: no chmod window. */
-	old_umask = umask(0177);
+	/* The mode is right from the moment the file exists: no chmod window. Shared: anybody
+	 * may connect and access_check() decides; else only our uid can even connect. */
+	old_umask = umask(shared ? 0111 : 0177);
 	r = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
 	if (r == -EADDRINUSE) {
 		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon/access.h"
 #include "daemon/log.h"
 #include "daemon/login.h"
 #include "daemon/server.h"
@@ -81,6 +82,7 @@ struct tokend *tokend_free(struct tokend *d)
 		return NULL;
 	d->server = server_free(d->server);
 	d->source = source_free(d->source);
+	d->access = access_free(d->access);
 	d->login = login_free(d->login);
 	d->validation = login_free(d->validation);
 	d->refresh_timer = sd_event_source_disable_unref(d->refresh_timer);

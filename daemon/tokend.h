@@ -29,6 +29,7 @@ struct token_info {
 	int64_t expires_at;  /* unix seconds the daemon stops serving it, 0 = no known expiry */
 };
 
+struct access;
 struct login;
 struct server;
 struct source;
@@ -41,6 +42,7 @@ struct tokend {
 	struct token_info info;
 	struct server *server;
 	struct source *source;
+	struct access *access; /* NULL: only the daemon's uid and root */
 	sd_event_source *expiry_timer;
 	/* Reply lines are built here, in guarded memory, because a reply may carry the token.
 	 * Reused for every reply and wiped after each. */

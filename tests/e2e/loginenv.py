@@ -411,14 +411,27 @@ class LoginEnv:
 
     def close(self):
         problems = []
+        # Signal everything first, then wait: the exits overlap.
         for d in self.daemons:
             if d.proc is None or d.returncode is not None:
-                problems += d.check_log_clean()
                 continue
             if d.proc.poll() is not None:
                 problems.append("%s exited by itself with %d; log:\n%s"
                                 % (d.name, d.proc.returncode, d.log_text()))
+                d.returncode = d.proc.returncode
+            else:
+                d.proc.send_signal(signal.SIGTERM)
+        for srv in self.servers:
+            if srv.proc is not None and srv.proc.poll() is None:
+                srv.proc.send_signal(signal.SIGTERM)
+        for d in self.daemons:
+            if d.proc is None or d.returncode is not None:
+                problems += d.check_log_clean()
                 continue
+            try:
+                d.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
             rc = d.stop()
             if rc != 0:
                 problems.append("%s: SIGTERM gave exit status %r; log:\n%s"

@@ -38,7 +38,7 @@ def login_gaps(srv):
     ("down", {}, "login failed", 1),
     ("status", {"status": 500}, "500", 1),
     ("status", {"status": 502}, "502", 1),
-    ("status", {"status": 503}, "503", 2),
+    ("status", {"status": 503}, "503", 1),
 ], ids=["down", "500", "502", "503"])
 def test_transient_fault_keeps_serving_and_recovers(lg, fault, params, error_text, count):
     """count 1: the refresh fails, the first retry works; count 2: the daemon retries by
@@ -409,13 +409,42 @@ def test_hanging_helper_is_killed(lg):
 
 def test_crashing_helper_is_a_transient_failure(lg):
     srv = lg.server()
-    helper = fake_helper(lg.workdir, "kill -SEGV $$")
+    # It reads its whole input first (see the next test for one that does not).
+    helper = fake_helper(lg.workdir, "cat >/dev/null; kill -SEGV $$")
     d = lg.daemon(srv, helper=helper)
     st = d.wait_state("retrying")
     assert "crash" in st["last_error"], st
     assert st["retries"] >= 1
     # It keeps retrying (transient), with backoff.
     assert wait_until(lambda: d.status()["retries"] >= 2, 3)
+    assert d.get()["error"] == "login_failed"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: the daemon does not ignore SIGPIPE, and daemon/login.c on_in() write()s the "
+    "request to the helper's stdin pipe: a helper that exits before reading it (crash at "
+    "start, missing library, ...) kills regscale-tokend with SIGPIPE (exit -13); needs "
+    "signal(SIGPIPE, SIG_IGN) in main.c (EPIPE is already handled in on_in)"))
+def test_helper_dying_before_reading_its_input(lg):
+    """A helper that dies at once: each refresh fails as transient; the daemon lives. The
+    race (helper gone before the daemon writes the request) is hit within a few hundred
+    attempts."""
+    srv = lg.server()
+    helper = fake_helper(lg.workdir, "exec 0<&-; kill -SEGV $$")
+    d = lg.daemon(srv, helper=helper, password=None)
+    r = d.rpc({"op": "login", "password": PASSWORD})
+    assert r["ok"] is False and r["error"] == "login_failed", r
+    for _ in range(1500):
+        try:
+            r = d.rpc({"op": "refresh"})
+        except (OSError, AssertionError):
+            break
+        assert r["error"] == "login_failed", r
+    rc = d.proc.poll() if wait_until(lambda: d.proc.poll() is not None, 0.2) else None
+    d.returncode = rc  # a dead daemon is this test's failure, not a teardown error
+    assert rc is None, "regscale-tokend died with %s; log tail:\n%s" % (
+        rc, d.log_text()[-600:])
+    assert d.rpc({"op": "ping"})["pong"] is True
 
 
 # --- secrets never logged ------------------------------------------------------------------

@@ -282,5 +282,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	harden_process();
+	/* Writes to a client or a login helper that went away fail with EPIPE instead. */
+	signal(SIGPIPE, SIG_IGN);
 	return run(config_path, socket_arg, login_helper);
 }

@@ -46,7 +46,8 @@ static void schedule(struct tokend *d, double delay_sec)
 	if (delay_sec < BACKOFF_MIN_SEC)
 		delay_sec = BACKOFF_MIN_SEC;
 	usec = (uint64_t)(delay_sec * 1e6);
-	d->next_refresh = now_unix() + (int64_t)delay_sec;
+	/* For display only, rounded up: the timer itself holds the exact time. */
+	d->next_refresh = now_unix() + (int64_t)delay_sec + 1;
 	/* CLOCK_BOOTTIME counts time suspended too, so a refresh due during a suspend
 	 * runs at resume instead of a suspend's length too late. */
 	if (!d->refresh_timer)
@@ -87,6 +88,15 @@ static void login_succeeded(struct tokend *d, struct login_result *res)
 		res->outcome = LOGIN_PROTOCOL;
 		snprintf(res->message, sizeof(res->message), "server sent a token that is not a "
 			 "valid JWT: %s", why);
+		return;
+	}
+	/* exp - iat from the moment of receipt protects against a server clock that is off;
+	 * but a token whose exp has passed by our clock too would need the clocks to differ by
+	 * more than its whole lifetime: it is a stale token, not skew. */
+	if (claims.has_exp && claims.exp <= now) {
+		res->outcome = LOGIN_PROTOCOL;
+		snprintf(res->message, sizeof(res->message), "server sent an already expired token "
+			 "(exp %llds ago)", (long long)(now - claims.exp));
 		return;
 	}
 	lifetime = token_lifetime(d, &claims, res->expires_in);
@@ -260,7 +270,17 @@ void refresh_logout(struct tokend *d)
 
 void refresh_check_due(struct tokend *d)
 {
-	if (d->next_refresh && now_unix() >= d->next_refresh && !d->login)
+	uint64_t due, now;
+	int enabled = 0;
+
+	if (d->login || !d->refresh_timer ||
+			sd_event_source_get_enabled(d->refresh_timer, &enabled) < 0 || !enabled ||
+			sd_event_source_get_time(d->refresh_timer, &due) < 0 ||
+			sd_event_now(d->event, CLOCK_BOOTTIME, &now) < 0)
+		return;
+	/* Exact, on the timer's own clock: a client polling get must not pull a refresh or a
+	 * retry earlier than scheduled (Retry-After, backoff). */
+	if (now >= due)
 		(void)refresh_now(d, "refresh overdue");
 }
 

@@ -333,7 +333,7 @@ void server_wake_waiters(struct server *s)
 
 /* One log line per refused client, but at most one a second: a local user hammering the
  * socket must not flood the journal. */
-static void log_refusal(struct server *s, const struct ucred *peer)
+static void log_refusal(struct server *s, const struct ucred *peer, const char *why)
 {
 	char path[64], comm[32] = "?";
 	uint64_t now = now_monotonic_usec();
@@ -352,8 +352,8 @@ static void log_refusal(struct server *s, const struct ucred *peer)
 		comm[strcspn(comm, "\n")] = '\0';
 		close(fd);
 	}
-	log_warning("client pid %d uid %u (\"%s\") refused: not the daemon's user, root, nor in "
-		    "allow_users/allow_groups%s", (int)peer->pid, (unsigned)peer->uid, comm,
+	log_warning("client pid %d uid %u (\"%s\") refused: %s%s", (int)peer->pid,
+		(unsigned)peer->uid, comm, why,
 		s->refusals_unlogged ? " (more refusals in the last second not logged)" : "");
 	s->refusals_unlogged = 0;
 	s->last_refusal_log = now;
@@ -392,11 +392,11 @@ int server_add_connection(struct server *s, int fd)
 		goto fail;
 
 	if (s->n_conns > PROTO_MAX_CLIENTS) {
-		log_warning("client pid %d uid %u refused: %d clients connected already",
-			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid, PROTO_MAX_CLIENTS);
+		log_refusal(s, &c->peer.ucred, "too many clients connected already");
 		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
 	} else if ((c->peer.level = access_check(s->d->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
-		log_refusal(s, &c->peer.ucred);
+		log_refusal(s, &c->peer.ucred,
+			"not the daemon's user, root, nor in allow_users/allow_groups");
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
 	}
 	conn_maybe_free(c);

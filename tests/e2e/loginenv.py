@@ -11,9 +11,10 @@ It runs the real programs against the RegScale-compatible test server over real 
     connect_timeout, total_timeout and [daemon] socket, and started with
     --login-helper RT_LOGIN_HELPER; its stderr is captured to a log file.
 
-It does not import tests/e2e/conftest.py (owned by the service-token tests); test files use
-its fixtures with `from loginenv import *`. All fixtures here are prefixed lg_ so they
-never clash with conftest.py's.
+It does not import tests/e2e/conftest.py (owned by the service-token tests); test files
+import its fixtures by name (`from loginenv import lg, lg_ca, lg_workdir`: pytest needs the
+ones lg depends on in the module too). Fixture names start with lg so they never clash with
+conftest.py's.
 
 Environment: RT_DAEMON, RT_CLIENT, RT_LOGIN_HELPER (absolute paths of the built programs;
 the helper defaults to regscale-token-login next to RT_DAEMON).
@@ -360,6 +361,20 @@ class LoginDaemon:
             pass
         return pids
 
+    def check_refused_no_token(self, client=True):
+        """Checks get serves no token after failed logins: login_failed (client exit 6),
+        or no_token "a login is in progress" (exit 4) when a retry has started. (A get
+        can start a due retry itself, up to ~1 s early: see test_faults.py.)"""
+        r = self.get()
+        assert r["ok"] is False and "token" not in r, r
+        assert r["error"] == "login_failed" or (
+            r["error"] == "no_token" and "in progress" in r["message"]), r
+        if client:
+            rc, out, err = self.client("get")
+            assert out == "" and (rc == 6 or (rc == 4 and "in progress" in err)), (
+                rc, out, err)
+        return r
+
     # server side
     def logins(self):
         return self.server.control.stats()["login"]
@@ -423,7 +438,7 @@ class LoginEnv:
                 d.proc.send_signal(signal.SIGTERM)
         for srv in self.servers:
             if srv.proc is not None and srv.proc.poll() is None:
-                srv.proc.send_signal(signal.SIGTERM)
+                srv.proc.kill()  # its clean exit is test_server_selfcheck's business
         for d in self.daemons:
             if d.proc is None or d.returncode is not None:
                 problems += d.check_log_clean()

@@ -2,6 +2,7 @@
  * Never pass secret bytes: quote user-supplied strings with %s inside "" and name peers. */
 #pragma once
 
+#include <stddef.h>
 #include <systemd/sd-daemon.h>
 
 /* Log a printf-style line at the given sd-daemon prefix (SD_ERR...). Returns -err when
@@ -16,6 +17,11 @@ int log_full_errno(const char *prefix, int err, const char *fmt, ...)
 #define log_debug(...) log_full_errno(SD_DEBUG, 0, __VA_ARGS__)
 #define log_error_errno(err, ...) log_full_errno(SD_ERR, (err), __VA_ARGS__)
 #define log_warning_errno(err, ...) log_full_errno(SD_WARNING, (err), __VA_ARGS__)
+
+/* Returns buf holding s made safe to quote in a log line: printable ASCII is kept, '"' and
+ * '\\' are escaped, anything else becomes \xNN, and a long s is cut with "...". Strings a
+ * client or another user controls (names, paths, process names) go through this. */
+const char *log_escape(const char *s, char *buf, size_t size);
 
 /* Enables or disables debug lines (off by default). */
 void log_set_debug(int on);

@@ -291,6 +291,11 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 		snprintf(call->msg, sizeof(call->msg), "login needs a \"username\" (none configured)");
 		return PROTO_E_BAD_REQUEST;
 	}
+	for (const char *p = username; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			snprintf(call->msg, sizeof(call->msg), "\"username\" has control characters");
+			return PROTO_E_BAD_REQUEST;
+		}
 	r = refresh_set_credentials(d, username, req->secret, req->secret_len, req->mfa);
 	if (r < 0 && !d->login_done) {
 		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, strerror(-r)));

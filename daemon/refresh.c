@@ -78,6 +78,7 @@ static int64_t token_lifetime(const struct tokend *d, const struct jwt_claims *c
 
 static void login_succeeded(struct tokend *d, struct login_result *res)
 {
+	char user[128];
 	struct jwt_claims claims;
 	const char *why = NULL;
 	int64_t lifetime, now = now_unix();
@@ -117,12 +118,13 @@ static void login_succeeded(struct tokend *d, struct login_result *res)
 	d->retries = 0;
 	schedule(d, jitter((double)lifetime * 2.0 / 3.0, 0.1));
 	log_info("logged in as \"%s\": token valid for %llds, next refresh in %llds",
-		d->username ? d->username : "", (long long)lifetime,
+		log_escape(d->username, user, sizeof(user)), (long long)lifetime,
 		(long long)(d->next_refresh - now));
 }
 
 static void login_failed(struct tokend *d, const struct login_result *res)
 {
+	char user[128];
 	int64_t now = now_unix();
 	double delay;
 
@@ -132,7 +134,7 @@ static void login_failed(struct tokend *d, const struct login_result *res)
 		tokend_set_error(d, "credentials rejected by RegScale (%s); run 'regscale-token "
 				    "login' or fix the password and reload", res->message);
 		log_error("login as \"%s\" rejected: %s; not retrying until new credentials arrive",
-			d->username ? d->username : "", res->message);
+			log_escape(d->username, user, sizeof(user)), res->message);
 		return;
 	}
 	if (res->outcome == LOGIN_CONFIG) {
@@ -182,6 +184,7 @@ int refresh_now(struct tokend *d, const char *why)
 {
 	_cleanup_(secret_freep) struct secret *password = NULL;
 	struct login_request req;
+	char user[128];
 	int r;
 
 	if (d->login)
@@ -212,7 +215,7 @@ int refresh_now(struct tokend *d, const char *why)
 		return r;
 	}
 	log_info("logging in to %s as \"%s\" (%s)", d->config.url ? d->config.url : "?",
-		d->username, why);
+		log_escape(d->username, user, sizeof(user)), why);
 	tokend_update_status(d);
 	return 1;
 }

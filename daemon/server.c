@@ -335,7 +335,7 @@ void server_wake_waiters(struct server *s)
  * socket must not flood the journal. */
 static void log_refusal(struct server *s, const struct ucred *peer, const char *why)
 {
-	char path[64], comm[32] = "?";
+	char path[64], comm[32] = "?", quoted[sizeof(comm) * 4 + 8];
 	uint64_t now = now_monotonic_usec();
 	ssize_t n;
 	int fd;
@@ -352,8 +352,9 @@ static void log_refusal(struct server *s, const struct ucred *peer, const char *
 		comm[strcspn(comm, "\n")] = '\0';
 		close(fd);
 	}
+	/* The process name is the refused user's to choose: quote it. */
 	log_warning("client pid %d uid %u (\"%s\") refused: %s%s", (int)peer->pid,
-		(unsigned)peer->uid, comm, why,
+		(unsigned)peer->uid, log_escape(comm, quoted, sizeof(quoted)), why,
 		s->refusals_unlogged ? " (more refusals in the last second not logged)" : "");
 	s->refusals_unlogged = 0;
 	s->last_refusal_log = now;

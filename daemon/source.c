@@ -78,6 +78,7 @@ int source_load(struct source *s)
 	_cleanup_(secret_freep) struct secret *token = NULL;
 	struct jwt_claims claims;
 	const char *why = NULL;
+	char user[JWT_MAX_USER_ID * 2];
 	int r;
 
 	r = secret_read_file(s->path, PROTO_MAX_TOKEN + 64, &token);
@@ -101,13 +102,13 @@ int source_load(struct source *s)
 
 	if (!claims.has_exp)
 		log_notice("loaded service token for user \"%s\" from %s; it has no exp claim, so "
-			   "no known expiry", claims.user_id, s->path);
+			   "no known expiry", log_escape(claims.user_id, user, sizeof(user)), s->path);
 	else if (claims.exp <= now_unix())
 		log_warning("loaded service token for user \"%s\" from %s, but it expired %lld s "
-			    "ago", claims.user_id, s->path, (long long)(now_unix() - claims.exp));
+			    "ago", log_escape(claims.user_id, user, sizeof(user)), s->path, (long long)(now_unix() - claims.exp));
 	else
 		log_info("loaded service token for user \"%s\" from %s, valid for %lld s",
-			claims.user_id, s->path, (long long)(claims.exp - now_unix()));
+			log_escape(claims.user_id, user, sizeof(user)), s->path, (long long)(claims.exp - now_unix()));
 	refresh_validate_service_token(s->d);
 	return 0;
 }

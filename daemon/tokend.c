@@ -102,9 +102,10 @@ struct tokend *tokend_free(struct tokend *d)
 static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct tokend *d = userdata;
+	char user[JWT_MAX_USER_ID * 2];
 
 	log_warning("token for user \"%s\" expired; get answers token_expired until a new one "
-		    "arrives", d->info.claims.user_id);
+		    "arrives", log_escape(d->info.claims.user_id, user, sizeof(user)));
 	tokend_update_status(d);
 	return 0;
 }
@@ -240,6 +241,10 @@ void tokend_update_status(struct tokend *d)
 	char line[sizeof(d->status)];
 
 	tokend_status_line(d, line, sizeof(line));
+	/* One line: a newline would let a name smuggle other assignments into sd_notify. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (strcmp(line, d->status) == 0)
 		return;
 	memcpy(d->status, line, sizeof(line));

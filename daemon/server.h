@@ -18,11 +18,8 @@ int server_new(struct tokend *d, struct server **ret);
  * server created it. Accepts NULL, returns NULL. */
 struct server *server_free(struct server *s);
 
-/* Creates the directory of path if missing, then binds and listens on path with a umask
- * that gives the socket its mode from the start: directory 0700 and socket 0600, or when
- * shared (other users are allowed, see access.h) 0755 and 0666. A stale socket file
- * (nobody accepts on it) is replaced; a live one is left alone and -EADDRINUSE returned.
- * Returns 0 or -errno (logged). */
+/* Serves a socket it creates at path (see listen_unix_path() for modes and stale sockets)
+ * and unlinks on free. Returns 0 or -errno (logged). */
 int server_listen_path(struct server *s, const char *path, bool shared);
 
 /* Serves on fd, a listening Unix stream socket passed by the service manager. Takes

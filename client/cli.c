@@ -78,26 +78,31 @@ const char cli_usage_text[] =
 	"Errors are one line on stderr; stdout carries only the requested output.\n";
 /* clang-format on */
 
-void cli_say(const char *fmt, ...)
+/* Prints "regscale-token: <fmt...><tail>" as one line on stderr. */
+__attribute__((format(printf, 2, 0))) static void say(const char *tail, const char *fmt, va_list ap)
 {
 	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fprintf(stderr, "regscale-token: %s%s\n", line, tail);
+}
+
+void cli_say(const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	say("", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "regscale-token: %s\n", line);
 }
 
 int cli_usage_error(const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	say("; try 'regscale-token --help'", fmt, ap);
 	va_end(ap);
-	cli_say("%s; try 'regscale-token --help'", line);
 	return EXIT_USAGE;
 }
 
@@ -118,31 +123,54 @@ int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit)
 {
 	int idx = -1;
 	int c = getopt_long(argc, argv, "+:hp::", opts, &idx);
+	const char *name;
+	char clean[128];
 
-	if (c == '?' || c == ':') {
+	switch (c) {
+	case -1:
+		if (optind >= argc)
+			return 0;
+		*ret_exit = cli_usage_error("unexpected argument '%s' for '%s'",
+				format_sanitize(argv[optind], clean, sizeof(clean)), argv[0]);
+		break;
+	case 'h':
+		fputs(cli_usage_text, stdout);
+		*ret_exit = EXIT_SUCCESS;
+		break;
+	case '?':
+	case ':':
 		*ret_exit = cli_option_error(c, argv);
-	} else if (c == 'G' || c == 'p') {
-		const char *name = c == 'p' ? "profile" : opts[idx].name;
+		break;
+	case 'G':
+	case 'p':
+		name = c == 'p' ? "profile" : opts[idx].name;
 		if (c == 'G' && opts[idx].has_arg == no_argument)
 			*ret_exit = cli_usage_error("'--%s' goes before the command", name);
 		else
 			*ret_exit = cli_usage_error("'--%s' goes before the command, as in "
 						    "'regscale-token --%s ... %s'",
 					name, name, argv[0]);
-	} else {
+		break;
+	default:
 		return c;
 	}
-	return '?';
+	return -1;
 }
 
-int cli_check_no_args(int argc, char **argv)
+int cli_simple_options(int argc, char **argv, bool *json)
 {
-	char clean[128];
+	static const struct option opts_json[] = {
+			{"json", no_argument, NULL, 'j'},
+			{"help", no_argument, NULL, 'h'},
+			CLI_GLOBAL_OPTIONS_MISPLACED,
+			{0},
+	};
+	int c, ex = 0;
 
-	if (optind < argc)
-		return cli_usage_error("unexpected argument '%s' for '%s'",
-				format_sanitize(argv[optind], clean, sizeof(clean)), argv[0]);
-	return 0;
+	/* Without json the table starts at --help, and 'j' never comes back. */
+	while ((c = cli_getopt(argc, argv, json ? opts_json : opts_json + 1, &ex)) > 0)
+		*json = true;
+	return c < 0 ? ex : -1;
 }
 
 int cli_parse_duration(const char *s, long long max_seconds, long long *ret_seconds)
@@ -283,35 +311,25 @@ int cli_fail_transport(const char *path, int64_t timeout_ms, int r)
 
 int cli_fail_reply(enum proto_op op, struct json_object *obj)
 {
-	const char *message = NULL, *code = "unknown";
+	const char *message, *code = format_reply_str(obj, "error");
 	enum proto_error err = reply_error(obj, &message);
 	char m[512], c[64];
-	struct json_object *v;
 
-	if (json_object_object_get_ex(obj, "error", &v) && json_object_is_type(v, json_type_string))
-		code = json_object_get_string(v);
 	cli_say("%s (%s); %s",
-			format_sanitize(message && *message ? message
-							    : "the daemon reported an error",
-					m, sizeof(m)),
-			format_sanitize(code, c, sizeof(c)), format_error_hint(err, op));
+			format_sanitize(*message ? message : "the daemon reported an error", m,
+					sizeof(m)),
+			format_sanitize(code ? code : "unknown", c, sizeof(c)),
+			format_error_hint(err, op));
 	return exit_code_for_error(err);
 }
 
-int cli_simple_request(enum proto_op op, char *buf, size_t size)
+void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size)
 {
 	const char *name = proto_op_name(op);
-	struct jsonw w;
-	size_t len;
-	int r;
 
-	if (!name)
-		return -EINVAL;
-	jsonw_begin(&w, buf, size);
-	jsonw_string(&w, "op", name, strlen(name));
-	jsonw_int(&w, "v", PROTO_VERSION);
-	r = jsonw_end(&w, &len);
-	return r < 0 ? r : (int)len;
+	jsonw_begin(w, buf, size);
+	jsonw_string(w, "op", name, strlen(name));
+	jsonw_int(w, "v", PROTO_VERSION);
 }
 
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep)
@@ -336,4 +354,19 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 		return r;
 	}
 	return 0;
+}
+
+int cli_call_simple(const struct globals *g, enum proto_op op, int64_t timeout_ms,
+		struct connect_reply *rep)
+{
+	char buf[64];
+	struct cli_request req = {.op = op, .line = buf, .timeout_ms = timeout_ms};
+	struct jsonw w;
+
+	cli_request_begin(&w, op, buf, sizeof(buf));
+	if (jsonw_end(&w, &req.len) < 0) {
+		cli_say("cannot build the request; this is a bug, please report it");
+		return EXIT_FAILURE;
+	}
+	return cli_call(g, &req, rep);
 }

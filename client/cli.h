@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "client/connect.h"
+#include "client/jsonw.h"
 #include "proto/proto.h"
 #include "proto/request.h"
 
@@ -66,12 +67,15 @@ int cli_option_error(int c, char **argv);
 	{"version", no_argument, NULL, 'G'}
 /* clang-format on */
 
-/* Parses a command's options with getopt_long: returns the option, or -1 at the end. For an
- * error or a misplaced global option, prints why, sets *ret_exit and returns '?'. */
+/* Parses a command's options with getopt_long. Returns the next of its own options (the val
+ * of its entry, > 0), or 0 when they are done and no argument is left. Returns -1 with the
+ * exit code in *ret_exit once --help was printed (EXIT_SUCCESS), or a usage error, a
+ * misplaced global option or an argument left over was said (EXIT_USAGE). */
 int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit);
 
-/* Returns 0, or EXIT_USAGE after saying so when arguments are left after the options. */
-int cli_check_no_args(int argc, char **argv);
+/* Parses the options of a command that has none but --help, and --json when json is not
+ * NULL (*json is set when it is given). Returns -1 to go on, else the exit code. */
+int cli_simple_options(int argc, char **argv, bool *json);
 
 /* Parses a DURATION: a whole number of seconds, optionally followed by s, m, h or d ("30",
  * "30s", "10m", "1h", "2d"). Returns 0 and the seconds in *ret_seconds, or -EINVAL for
@@ -92,10 +96,16 @@ int cli_fail_transport(const char *path, int64_t timeout_ms, int r);
 /* Explains the error reply obj ("ok":false) to request op and returns the exit code. */
 int cli_fail_reply(enum proto_op op, struct json_object *obj);
 
-/* Writes {"op":<op>,"v":1}\n into buf[0..size). Returns the length, or -ENOBUFS. */
-int cli_simple_request(enum proto_op op, char *buf, size_t size);
+/* Starts the request line for op (one of enum proto_op) in buf[0..size): {"op":<op>,"v":1,
+ * to be completed with jsonw_*() and jsonw_end(). */
+void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size);
 
 /* Resolves the socket and runs req. Returns 0 with *rep filled (an "ok":true reply; release
  * with connect_reply_done()), or the exit code after saying what went wrong. With req->wipe
  * the request line is wiped on every path. */
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep);
+
+/* cli_call() for a request without fields, {"op":<op>,"v":1}, with the default budget
+ * timeout_ms. Returns what cli_call() returns. */
+int cli_call_simple(const struct globals *g, enum proto_op op, int64_t timeout_ms,
+		struct connect_reply *rep);

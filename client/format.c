@@ -166,8 +166,7 @@ char *format_sanitize(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-/* A string field, or NULL when absent, null or not a string. */
-static const char *get_str(struct json_object *obj, const char *key)
+const char *format_reply_str(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
 
@@ -244,11 +243,11 @@ static const char *state_hint(const char *state, const char *kind)
 
 int format_status(FILE *f, struct json_object *obj, long long now)
 {
-	const char *state = get_str(obj, "state");
-	const char *message = get_str(obj, "message");
-	const char *version = get_str(obj, "version");
-	const char *err = get_str(obj, "last_error");
-	const char *kind = get_str(obj, "kind");
+	const char *state = format_reply_str(obj, "state");
+	const char *message = format_reply_str(obj, "message");
+	const char *version = format_reply_str(obj, "version");
+	const char *err = format_reply_str(obj, "last_error");
+	const char *kind = format_reply_str(obj, "kind");
 	const char *hint;
 	char line[640], clean[512], d[32];
 	struct json_object *v;
@@ -264,13 +263,13 @@ int format_status(FILE *f, struct json_object *obj, long long now)
 	else
 		snprintf(line, sizeof(line), "%s", state);
 	print_line(f, "state:", line);
-	print_line(f, "user:", get_str(obj, "user_id"));
-	print_line(f, "url:", get_str(obj, "url"));
+	print_line(f, "user:", format_reply_str(obj, "user_id"));
+	print_line(f, "url:", format_reply_str(obj, "url"));
 	print_line(f, "kind:", kind);
 
 	if (get_int(obj, "expires_at", &t))
 		print_time(f, "expires:", t, now, true);
-	else if (!get_str(obj, "kind"))
+	else if (!kind)
 		print_line(f, "expires:", NULL); /* no token, so no expiry to speak of */
 	else
 		print_line(f, "expires:", "unknown (the token has no exp claim)");

@@ -39,6 +39,10 @@ char *format_duration(long long seconds, char *buf, size_t size);
  * Returns buf. */
 char *format_relative(long long delta, char *buf, size_t size);
 
+/* Returns the string field key of a reply obj (owned by obj), or NULL when it is absent, null
+ * or not a string. */
+const char *format_reply_str(struct json_object *obj, const char *key);
+
 /* Copies s into buf for printing on one terminal line: control characters (C0, DEL, C1)
  * become '?', and a string that does not fit is cut at a UTF-8 boundary and ends in "...".
  * NULL prints as "". Returns buf. */

@@ -24,7 +24,7 @@
 /* The daemon's wait for a refresh when --min-valid is given without --wait. */
 #define DEFAULT_WAIT_S 30
 
-/* The longest request line main.c builds: get with both numbers. */
+/* Room for the longest get request line, with both numbers. */
 #define SMALL_REQUEST 128
 
 static int run_get(const struct globals *g, int argc, char **argv)
@@ -48,7 +48,7 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	size_t len = 0;
 	int c, r, ex = 0;
 
-	while ((c = cli_getopt(argc, argv, opts, &ex)) != -1) {
+	while ((c = cli_getopt(argc, argv, opts, &ex)) > 0) {
 		switch (c) {
 		case 'f':
 			r = format_token_from_name(optarg);
@@ -72,23 +72,15 @@ static int run_get(const struct globals *g, int argc, char **argv)
 						"30s or 10m, at most 1h)",
 						format_sanitize(optarg, clean, sizeof(clean)));
 			break;
-		case 'h':
-			fputs(cli_usage_text, stdout);
-			return EXIT_SUCCESS;
-		default:
-			return ex ? ex : EXIT_USAGE;
 		}
 	}
-	r = cli_check_no_args(argc, argv);
-	if (r != 0)
-		return r;
+	if (c < 0)
+		return ex;
 	if (wait >= 0 && min_valid < 0)
 		return cli_usage_error("--wait goes with --min-valid: the daemon only waits for a "
 				       "refresh it starts because the token expires too soon");
 
-	jsonw_begin(&w, buf, sizeof(buf));
-	jsonw_string(&w, "op", "get", 3);
-	jsonw_int(&w, "v", PROTO_VERSION);
+	cli_request_begin(&w, req.op, buf, sizeof(buf));
 	if (min_valid >= 0) {
 		if (wait < 0)
 			wait = DEFAULT_WAIT_S;
@@ -124,52 +116,16 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
-/* Parses the options of a command that has none but --help (and --json when json is set).
- * Returns -1 to go on, else the exit code. */
-static int simple_options(int argc, char **argv, bool *json)
-{
-	static const struct option opts_json[] = {
-			{"json", no_argument, NULL, 'j'},
-			{"help", no_argument, NULL, 'h'},
-			CLI_GLOBAL_OPTIONS_MISPLACED,
-			{0},
-	};
-	const struct option *opts = json ? opts_json : opts_json + 1;
-	int c, r, ex = 0;
-
-	while ((c = cli_getopt(argc, argv, opts, &ex)) != -1) {
-		switch (c) {
-		case 'j':
-			*json = true;
-			break;
-		case 'h':
-			fputs(cli_usage_text, stdout);
-			return EXIT_SUCCESS;
-		default:
-			return ex ? ex : EXIT_USAGE;
-		}
-	}
-	r = cli_check_no_args(argc, argv);
-	return r != 0 ? r : -1;
-}
-
 static int run_status(const struct globals *g, int argc, char **argv)
 {
-	char buf[SMALL_REQUEST];
-	struct cli_request req = {.op = PROTO_OP_STATUS, .line = buf, .timeout_ms = CLI_TIMEOUT_MS};
 	struct connect_reply rep;
 	bool json = false;
 	int r;
 
-	r = simple_options(argc, argv, &json);
+	r = cli_simple_options(argc, argv, &json);
 	if (r >= 0)
 		return r;
-	r = cli_simple_request(req.op, buf, sizeof(buf));
-	if (r < 0)
-		return EXIT_FAILURE;
-	req.len = (size_t)r;
-
-	r = cli_call(g, &req, &rep);
+	r = cli_call_simple(g, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;
 	if (json) {
@@ -190,22 +146,15 @@ static int run_status(const struct globals *g, int argc, char **argv)
 
 static int run_ping(const struct globals *g, int argc, char **argv)
 {
-	char buf[SMALL_REQUEST];
-	struct cli_request req = {.op = PROTO_OP_PING, .line = buf, .timeout_ms = CLI_TIMEOUT_MS};
 	struct connect_reply rep;
 	struct json_object *pong;
 	bool ok;
 	int r;
 
-	r = simple_options(argc, argv, NULL);
+	r = cli_simple_options(argc, argv, NULL);
 	if (r >= 0)
 		return r;
-	r = cli_simple_request(req.op, buf, sizeof(buf));
-	if (r < 0)
-		return EXIT_FAILURE;
-	req.len = (size_t)r;
-
-	r = cli_call(g, &req, &rep);
+	r = cli_call_simple(g, PROTO_OP_PING, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;
 	ok = json_object_object_get_ex(rep.obj, "pong", &pong) &&

@@ -19,11 +19,6 @@
 /* Room for the fixed parts of a login request: {"op":"login","v":1,...}\n. */
 #define LOGIN_REQUEST_OVERHEAD 128
 
-static void locked_freep(struct locked *m)
-{
-	locked_free(m);
-}
-
 static long long now_s(void)
 {
 	struct timespec ts;
@@ -32,45 +27,15 @@ static long long now_s(void)
 	return (long long)ts.tv_sec;
 }
 
-/* Parses the options of a command with none but --help. Returns -1 to go on, else the exit
- * code. */
-static int no_options(int argc, char **argv)
-{
-	static const struct option opts[] = {
-			{"help", no_argument, NULL, 'h'},
-			CLI_GLOBAL_OPTIONS_MISPLACED,
-			{0},
-	};
-	int c, r, ex = 0;
-
-	while ((c = cli_getopt(argc, argv, opts, &ex)) != -1) {
-		if (c == 'h') {
-			fputs(cli_usage_text, stdout);
-			return EXIT_SUCCESS;
-		}
-		return ex ? ex : EXIT_USAGE;
-	}
-	r = cli_check_no_args(argc, argv);
-	return r != 0 ? r : -1;
-}
-
 /* Prints the outcome of a login or refresh reply: "<done> <user_word> <user><tail> valid
  * until ...", or explains why the reply leaves no usable token. Returns the exit code. */
 static int print_outcome(struct json_object *obj, const char *what, const char *done,
 		const char *user_word, const char *tail)
 {
-	struct json_object *v;
-	const char *state = NULL, *user = NULL, *message = NULL;
+	const char *state = format_reply_str(obj, "state");
+	const char *user = format_reply_str(obj, "user_id");
+	const char *message = format_reply_str(obj, "message");
 	char clean_user[256], clean_msg[512], validity[128];
-
-	if (json_object_object_get_ex(obj, "state", &v) && json_object_is_type(v, json_type_string))
-		state = json_object_get_string(v);
-	if (json_object_object_get_ex(obj, "user_id", &v) &&
-			json_object_is_type(v, json_type_string))
-		user = json_object_get_string(v);
-	if (json_object_object_get_ex(obj, "message", &v) &&
-			json_object_is_type(v, json_type_string))
-		message = json_object_get_string(v);
 
 	if (state && (strcmp(state, "expired") == 0 || strcmp(state, "no_token") == 0)) {
 		cli_say("after the %s the daemon holds %s (%s); see 'regscale-token status'", what,
@@ -147,9 +112,7 @@ static int build_login(char *req, size_t size, const char *username, const char 
 {
 	struct jsonw w;
 
-	jsonw_begin(&w, req, size);
-	jsonw_string(&w, "op", "login", strlen("login"));
-	jsonw_int(&w, "v", PROTO_VERSION);
+	cli_request_begin(&w, PROTO_OP_LOGIN, req, size);
 	if (username)
 		jsonw_string(&w, "username", username, strlen(username));
 	jsonw_string(&w, "password", password, password_len);
@@ -182,7 +145,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 			CLI_GLOBAL_OPTIONS_MISPLACED,
 			{0},
 	};
-	_cleanup_(locked_freep) struct locked pw = {.data = NULL}, req = {.data = NULL};
+	_cleanup_(locked_free) struct locked pw = {.data = NULL}, req = {.data = NULL};
 	_cleanup_(freep) char *path = NULL;
 	_cleanup_(closep) int fd = -EBADF;
 	int64_t timeout_ms = cli_timeout(g, CLI_LOGIN_TIMEOUT_MS);
@@ -193,7 +156,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	char clean[64];
 	int c, r, ex = 0;
 
-	while ((c = cli_getopt(argc, argv, opts, &ex)) != -1) {
+	while ((c = cli_getopt(argc, argv, opts, &ex)) > 0) {
 		switch (c) {
 		case 'u':
 			if (!*optarg || strlen(optarg) > REQUEST_MAX_USERNAME ||
@@ -216,16 +179,10 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 			return cli_usage_error("the password is never taken from the command line, "
 					       "where other users see it; it is read from the "
 					       "terminal, or as one line from standard input");
-		case 'h':
-			fputs(cli_usage_text, stdout);
-			return EXIT_SUCCESS;
-		default:
-			return ex ? ex : EXIT_USAGE;
 		}
 	}
-	r = cli_check_no_args(argc, argv);
-	if (r != 0)
-		return r;
+	if (c < 0)
+		return ex;
 
 	/* No core dump and no ptrace attach by our own user while we hold the password. */
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -292,20 +249,13 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 static int run_plain(const struct globals *g, int argc, char **argv, enum proto_op op,
 		int64_t timeout_ms)
 {
-	char buf[64];
-	struct cli_request req = {.op = op, .line = buf, .timeout_ms = timeout_ms};
 	struct connect_reply rep;
 	int r;
 
-	r = no_options(argc, argv);
+	r = cli_simple_options(argc, argv, NULL);
 	if (r >= 0)
 		return r;
-	r = cli_simple_request(op, buf, sizeof(buf));
-	if (r < 0)
-		return EXIT_FAILURE;
-	req.len = (size_t)r;
-
-	r = cli_call(g, &req, &rep);
+	r = cli_call_simple(g, op, timeout_ms, &rep);
 	if (r != 0)
 		return r;
 	if (op == PROTO_OP_LOGOUT) {

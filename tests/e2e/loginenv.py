@@ -11,7 +11,9 @@ It runs the real programs against the RegScale-compatible test server over real 
     connect_timeout, total_timeout and [daemon] socket, and started with
     --login-helper RT_LOGIN_HELPER; its stderr is captured to a log file.
 
-It does not import tests/e2e/conftest.py (owned by the service-token tests); test files
+The machinery it shares with conftest.py and sdenv.py (clean environments, the raw protocol,
+starting a daemon and checking its exit) is in harness.py. It does not import
+tests/e2e/conftest.py (owned by the service-token tests); test files
 import its fixtures by name (`from loginenv import lg, lg_ca, lg_workdir`: pytest needs the
 ones lg depends on in the module too). Fixture names start with lg so they never clash with
 conftest.py's.
@@ -23,13 +25,10 @@ Every LoginDaemon checks at teardown that it exited 0 on SIGTERM, removed its so
 that its log holds neither the password nor any fragment of a token a test saw.
 """
 
-import base64
 import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,135 +36,29 @@ import time
 
 import pytest
 
-TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import (CLIENT, DAEMON, HELPER, PYTHON, SCRUB_TLS, TESTS_DIR, Conn,  # noqa: F401
+                     TokenDaemon, clean_env, rpc, scratch_dir, stop_all, try_ping, wait_until,
+                     write_file)
+from tokens import claims_of  # noqa: F401 - for the test modules
+
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 import regscale_server  # noqa: E402
 import testca  # noqa: E402
 
-DAEMON = os.environ.get("RT_DAEMON", "")
-CLIENT = os.environ.get("RT_CLIENT", "")
-HELPER = os.environ.get("RT_LOGIN_HELPER") or (
-    os.path.join(os.path.dirname(DAEMON), "regscale-token-login") if DAEMON else "")
-PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-
 USERNAME = "admin"
 PASSWORD = "s3cret-Pa55word-e2e"  # long and unusual, so finding it in a log means a leak
 
-START_TIMEOUT = 5.0
-STOP_TIMEOUT = 5.0
-
-# Variables of the test runner that must not leak into the programs under test.
-_SCRUB = (
-    "REGSCALE_TOKEN_SOCKET", "REGSCALE_TOKEN_PROFILE", "CREDENTIALS_DIRECTORY",
-    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC",
-    "WATCHDOG_PID", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-    "ALL_PROXY", "no_proxy", "NO_PROXY", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
-)
-
-
-def _missing():
-    return [n for n, p in (("RT_DAEMON", DAEMON), ("RT_CLIENT", CLIENT),
-                           ("RT_LOGIN_HELPER", HELPER))
-            if not p or not os.access(p, os.X_OK)]
-
-
-# Test modules use this as their pytestmark.
-needs_binaries = pytest.mark.skipif(bool(_missing()), reason="no built binary in "
-                                    + ", ".join(_missing()))
-
-
-# --- small helpers ---------------------------------------------------------------------
-
-
-def wait_until(predicate, timeout, interval=0.05):
-    """Polls predicate() until it returns a true value (returned) or timeout (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
-
-
-def write_file(path, text, mode=0o600):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def claims_of(token):
-    """Returns the decoded payload of a JWT (a dict)."""
-    return json.loads(b64url_decode(token.split(".")[1]))
+# Test modules use this as their pytestmark. A missing program is not a skip but a usage
+# error: conftest.py's pytest_collection_modifyitems stops the run.
+needs_binaries = pytest.mark.needs_binaries
 
 
 def base_env(workdir, **extra):
-    """A clean environment for a program under test, rooted in workdir."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    env["XDG_RUNTIME_DIR"] = os.path.join(workdir, "xdg")
-    env["LC_ALL"] = "C"
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    return env
-
-
-# --- raw protocol ----------------------------------------------------------------------
-
-
-class Conn:
-    """One raw connection to a daemon socket."""
-
-    def __init__(self, path, timeout=5.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def readline(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode("utf-8")
-
-    def call(self, obj):
-        self.sock.sendall(json.dumps(obj).encode() + b"\n")
-        line = self.readline()
-        assert line is not None, "daemon closed the connection without a reply"
-        return json.loads(line)
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def rpc(path, obj, timeout=5.0):
-    with Conn(path, timeout) as c:
-        return c.call(obj)
-
-
-def try_ping(path):
-    try:
-        return rpc(path, {"op": "ping"}, 1.0).get("pong") is True
-    except (OSError, AssertionError, ValueError):
-        return False
+    """A clean environment for a program under test, rooted in workdir, without the
+    runner's TLS and proxy settings either."""
+    return clean_env(workdir, extra, SCRUB_TLS)
 
 
 # --- test CA and server ----------------------------------------------------------------
@@ -192,26 +85,23 @@ def start_server(ca, lifetime=3600, users=None, require_v2=False, other_ca=False
 # --- daemon ----------------------------------------------------------------------------
 
 
-class LoginDaemon:
+class LoginDaemon(TokenDaemon):
     """A regscale-tokend in password mode talking to a RegScaleServer.
 
     password: written to password_file (password_source "file"), or to
     $CREDENTIALS_DIRECTORY/password ("credential"), or nowhere (None: log in over the
     socket). username None leaves it out of the configuration."""
 
+    scrub = SCRUB_TLS
+
     def __init__(self, workdir, server, ca_file, name="d", username=USERNAME,
                  password=PASSWORD, password_source="file", login_api="v1",
                  connect_timeout=2, total_timeout=3, default_lifetime=None, extra="",
                  helper=None, url=None, args=()):
-        self.workdir = workdir
+        super().__init__(workdir, name, args=args)
         self.server = server
-        self.name = name
-        self.config = os.path.join(workdir, name + ".conf")
-        self.log = os.path.join(workdir, name + ".log")
-        self.socket = os.path.join(workdir, name + ".sock")
         self.password_file = os.path.join(workdir, name + ".password")
         self.helper = helper or HELPER
-        self.args = list(args)
         self.password = password
         self.secrets = set()  # strings that must never appear in the log
         if password:
@@ -235,43 +125,11 @@ class LoginDaemon:
             env["CREDENTIALS_DIRECTORY"] = creds
         lines += ["", "[daemon]", "socket = " + self.socket]
         write_file(self.config, "\n".join(lines) + "\n" + extra)
-        self.env = base_env(workdir, **env)
-        self.proc = None
-        self.returncode = None
+        self.env = self.environment(env)
 
     # process
-    def start(self, wait=True):
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [DAEMON, "--config", self.config, "--login-helper", self.helper] + self.args,
-                env=self.env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                cwd=self.workdir)
-        if wait:
-            ok = wait_until(lambda: self.proc.poll() is not None or try_ping(self.socket),
-                            START_TIMEOUT)
-            if self.proc.poll() is not None:
-                self.returncode = self.proc.returncode
-                pytest.fail("regscale-tokend exited with %d at startup; log:\n%s"
-                            % (self.returncode, self.log_text()))
-            if not ok:
-                pytest.fail("regscale-tokend did not answer ping within %.0f s; log:\n%s"
-                            % (START_TIMEOUT, self.log_text()))
-        return self
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.returncode = "hung"
-                return self.returncode
-        self.returncode = self.proc.returncode
-        return self.returncode
+    def argv(self):
+        return [DAEMON, "--config", self.config, "--login-helper", self.helper] + self.args
 
     def sighup(self):
         self.proc.send_signal(signal.SIGHUP)
@@ -280,19 +138,9 @@ class LoginDaemon:
         self.secrets.add(password)
         write_file(self.password_file, password + "\n")
 
-    def log_text(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def wait_log(self, text, timeout=3.0):
-        return bool(wait_until(lambda: text in self.log_text(), timeout))
-
     # protocol
     def rpc(self, obj, timeout=5.0):
-        reply = rpc(self.socket, obj, timeout)
+        reply = super().rpc(obj, timeout)
         self.remember(reply)
         return reply
 
@@ -314,8 +162,7 @@ class LoginDaemon:
 
     def token(self):
         """The token served now, or the error code answered instead."""
-        r = self.get()
-        return r["token"] if r.get("ok") else r.get("error")
+        return self.get_token()
 
     def wait_state(self, states, timeout=5.0, interval=0.05):
         """Polls status until its state is one of states; returns the status or fails."""
@@ -338,17 +185,13 @@ class LoginDaemon:
 
     # client
     def client(self, *args, input=None, timeout=15, env=None):
-        """Runs regscale-token --socket SOCK args...; returns (rc, stdout, stderr)."""
-        e = base_env(self.workdir, **(env or {}))
-        p = subprocess.run([CLIENT, "--socket", self.socket] + list(args), env=e,
-                           input=input.encode() if isinstance(input, str) else input,
-                           stdin=None if input is not None else subprocess.DEVNULL,
-                           capture_output=True, timeout=timeout)
-        out = p.stdout.decode("utf-8", "replace")
+        """Runs regscale-token --socket SOCK args...; returns (rc, stdout, stderr). Tokens
+        it prints are noted for the teardown's log check."""
+        rc, out, err = super().client(*args, input=input, timeout=timeout, env=env)
         for word in out.split():
             if word.count(".") == 2 and len(word) > 40:
                 self.secrets.add(word)
-        return p.returncode, out, p.stderr.decode("utf-8", "replace")
+        return rc, out, err
 
     def children(self):
         """The pids of the daemon's live child processes (login helpers)."""
@@ -425,34 +268,15 @@ class LoginEnv:
         return d
 
     def close(self):
-        problems = []
-        # Signal everything first, then wait: the exits overlap.
+        """Stops the daemons (each must exit 0 on SIGTERM and remove its socket) and the
+        servers; returns the problems found, with any secret in a daemon's log."""
+        def kill_servers():
+            for srv in self.servers:
+                if srv.proc is not None and srv.proc.poll() is None:
+                    srv.proc.kill()  # its clean exit is test_server_selfcheck's business
+        # Signal every daemon first, then wait: the exits overlap.
+        problems = stop_all(self.daemons, overlap=True, between=kill_servers)
         for d in self.daemons:
-            if d.proc is None or d.returncode is not None:
-                continue
-            if d.proc.poll() is not None:
-                problems.append("%s exited by itself with %d; log:\n%s"
-                                % (d.name, d.proc.returncode, d.log_text()))
-                d.returncode = d.proc.returncode
-            else:
-                d.proc.send_signal(signal.SIGTERM)
-        for srv in self.servers:
-            if srv.proc is not None and srv.proc.poll() is None:
-                srv.proc.kill()  # its clean exit is test_server_selfcheck's business
-        for d in self.daemons:
-            if d.proc is None or d.returncode is not None:
-                problems += d.check_log_clean()
-                continue
-            try:
-                d.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-            rc = d.stop()
-            if rc != 0:
-                problems.append("%s: SIGTERM gave exit status %r; log:\n%s"
-                                % (d.name, rc, d.log_text()))
-            elif os.path.lexists(d.socket):
-                problems.append("%s: socket still exists after SIGTERM" % d.name)
             problems += d.check_log_clean()
         for srv in self.servers:
             srv.stop()
@@ -474,11 +298,8 @@ def lg_ca():
 @pytest.fixture
 def lg_workdir():
     """A short private directory under /tmp (sun_path is 108 bytes)."""
-    d = tempfile.mkdtemp(prefix="rtl-", dir="/tmp")
-    os.chmod(d, 0o700)
-    os.mkdir(os.path.join(d, "xdg"), 0o700)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with scratch_dir("rtl-") as d:
+        yield d
 
 
 @pytest.fixture

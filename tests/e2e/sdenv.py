@@ -13,6 +13,8 @@ systemd as PID 1:
 
 Fixtures: services (a factory of started Services, stopped at teardown, exit status 0
 checked) and notify. Environment: RT_DAEMON, RT_CLIENT, RT_LOGIN_HELPER, RT_SOURCE_ROOT.
+What it shares with conftest.py and loginenv.py (clean environments, ping, starting and
+stopping a process with its log) is in harness.py.
 """
 
 import os
@@ -26,14 +28,12 @@ import time
 
 import pytest
 
-from conftest import DAEMON, base_env, try_ping, wait_until, write_file
+from harness import (DAEMON, HELPER, START_TIMEOUT, Process, base_env, wait_ping_or_exit,
+                     wait_until, write_file)
 
-HELPER = os.environ.get("RT_LOGIN_HELPER") or (
-    os.path.join(os.path.dirname(DAEMON), "regscale-token-login") if DAEMON else "")
 SOURCE_ROOT = os.environ.get("RT_SOURCE_ROOT") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNITS = os.path.join(SOURCE_ROOT, "systemd")
-START_TIMEOUT = 5.0
 TOOLS = ("systemd-analyze", "systemd-socket-activate", "systemd-sysusers")
 
 
@@ -183,15 +183,15 @@ class Notify:
         self.sock.close()
 
 
-class Service:
+class Service(Process):
     """regscale-tokend started the way a unit starts it: the unit's ExecStart= (specifiers
     expanded), its socket passed by systemd-socket-activate, and the environment the
-    service manager would give (NOTIFY_SOCKET, CREDENTIALS_DIRECTORY, WATCHDOG_USEC...)."""
+    service manager would give (NOTIFY_SOCKET, CREDENTIALS_DIRECTORY, WATCHDOG_USEC...).
+    pid is the daemon's: systemd-socket-activate execs it in place."""
 
     def __init__(self, workdir, argv, listen, env=None, name="svc", watchdog_pid=False):
-        self.workdir = workdir
+        super().__init__(workdir, os.path.join(workdir, name + ".log"))
         self.listen = listen
-        self.log = os.path.join(workdir, name + ".log")
         self.env = dict(env or {})
         self.env.setdefault("XDG_RUNTIME_DIR", os.path.join(workdir, "xdg"))
         self.env.setdefault("LC_ALL", "C")
@@ -203,48 +203,27 @@ class Service:
             # daemon, so $$ is the daemon's pid.
             argv = ["/bin/sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"'] + list(argv)
         self.cmd = cmd + ["--"] + list(argv)
-        self.proc = None
 
     def start(self):
         """Starts the listener, connects once (the daemon starts on the first connection,
         as with Accept=no) and waits until the daemon answers ping."""
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(self.cmd, env=base_env(self.workdir),
-                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                         cwd=self.workdir)
+        self.spawn(self.cmd, base_env(self.workdir))
         if not wait_until(lambda: self.proc.poll() is not None or os.path.exists(self.listen),
                           START_TIMEOUT):
             pytest.fail("systemd-socket-activate did not bind %s; log:\n%s"
                         % (self.listen, self.log_text()))
-        ok = wait_until(lambda: self.proc.poll() is not None or try_ping(self.listen),
-                        START_TIMEOUT)
+        ok = wait_ping_or_exit(self.proc, self.listen, START_TIMEOUT)
         if self.proc.poll() is not None or not ok:
             pytest.fail("the daemon did not answer on %s (exit %r); log:\n%s"
                         % (self.listen, self.proc.poll(), self.log_text()))
         return self
 
-    @property
-    def pid(self):
-        return self.proc.pid  # systemd-socket-activate execs the daemon in place
-
     def stop(self):
-        """SIGTERM; returns the exit status (killed and failed after 5 s)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail("the daemon did not stop on SIGTERM; log:\n" + self.log_text())
-        return self.proc.returncode
-
-    def log_text(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        """SIGTERM; returns the exit status (killed and failed after STOP_TIMEOUT, 5 s)."""
+        rc = super().stop(signal.SIGTERM)
+        if rc == "hung":
+            pytest.fail("the daemon did not stop on SIGTERM; log:\n" + self.log_text())
+        return rc
 
 
 @pytest.fixture

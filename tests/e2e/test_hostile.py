@@ -13,15 +13,13 @@ import os
 import re
 import resource
 import select
-import shutil
 import socket
-import tempfile
 import time
 
 import pytest
 
 import procmem
-from conftest import Conn, Daemon, wait_until
+from conftest import Conn, Daemon, scratch_dir, wait_until
 from loginenv import lg, lg_ca, lg_workdir, needs_binaries  # noqa: F401 - fixtures
 from tokens import service_token
 
@@ -80,31 +78,28 @@ def _check_log_clean(d, token):
 def hostile_daemon():
     """One daemon for the module (starting one per input would cost most of the time);
     hostile restarts it if a test killed it, so a failure stays with its test."""
-    wd = tempfile.mkdtemp(prefix="rth-", dir="/tmp")
-    os.mkdir(os.path.join(wd, "xdg"), 0o700)
-    token = service_token(exp_in=3600)
-    state = {"n": 0}
+    with scratch_dir("rth-") as wd:
+        token = service_token(exp_in=3600)
+        state = {"n": 0}
 
-    def start():
-        state["n"] += 1
-        # The configured URL is never reachable; a helper that cannot start makes the
-        # one validateToken attempt fail at once, so its log lines come before any test's.
-        d = Daemon(wd, name="h%d" % state["n"], token=token,
-                   config_extra="idle_timeout = %ds\n" % IDLE,
-                   args=["--login-helper", "/nonexistent/regscale-token-login"]).start()
-        assert wait_until(lambda: "cannot check the service token" in d.log_text(), 3.0), \
-            d.log_text()
-        return Hostile(d, token)
+        def start():
+            state["n"] += 1
+            # The configured URL is never reachable; a helper that cannot start makes the
+            # one validateToken attempt fail at once, so its log lines come before any
+            # test's.
+            d = Daemon(wd, name="h%d" % state["n"], token=token,
+                       config_extra="idle_timeout = %ds\n" % IDLE,
+                       args=["--login-helper", "/nonexistent/regscale-token-login"]).start()
+            assert wait_until(lambda: "cannot check the service token" in d.log_text(), 3.0), \
+                d.log_text()
+            return Hostile(d, token)
 
-    h = start()
-    h.restart = start
-    yield h
-    try:
+        h = start()
+        h.restart = start
+        yield h
         if h.d.running():
             assert h.d.stop() == 0, h.d.log_text()
             assert not os.path.lexists(h.d.socket)
-    finally:
-        shutil.rmtree(wd, ignore_errors=True)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 import procmem
 from loginenv import *  # noqa: F401,F403 - fixtures lg, lg_ca, lg_workdir
 from loginenv import PYTHON, USERNAME, needs_binaries
-from conftest import DAEMON, Conn, wait_until  # after loginenv: its Conn is smaller
+from conftest import DAEMON, Conn, wait_until
 from tokens import service_token
 
 WINDOW = 24

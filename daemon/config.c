@@ -473,7 +473,8 @@ static int read_file(const char *path, char **ret, size_t *ret_len)
 	_cleanup_(closep) int fd = -EBADF;
 	_cleanup_(freep) char *buf = NULL;
 	struct stat st;
-	size_t n = 0;
+	size_t n;
+	ssize_t k;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
@@ -490,17 +491,10 @@ static int read_file(const char *path, char **ret, size_t *ret_len)
 	buf = malloc(CONFIG_MAX_SIZE + 1);
 	if (!buf)
 		return -ENOMEM;
-	while (n < CONFIG_MAX_SIZE + 1) {
-		ssize_t k = read(fd, buf + n, CONFIG_MAX_SIZE + 1 - n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
+	k = loop_read(fd, buf, CONFIG_MAX_SIZE + 1);
+	if (k < 0)
+		return (int)k;
+	n = (size_t)k;
 	if (n > CONFIG_MAX_SIZE)
 		return -EFBIG;
 

@@ -70,7 +70,8 @@ int secret_read_file(const char *path, size_t max, struct secret **ret)
 	_cleanup_(closep) int fd = -EBADF;
 	_cleanup_(secret_freep) struct secret *s = NULL;
 	struct stat st;
-	size_t n = 0;
+	size_t n;
+	ssize_t k;
 
 	if (max > SIZE_MAX / 2)
 		return -EINVAL;
@@ -91,17 +92,10 @@ int secret_read_file(const char *path, size_t max, struct secret **ret)
 	if (!s)
 		return -ENOMEM;
 
-	while (n < max + 1) {
-		ssize_t k = read(fd, s->data + n, max + 1 - n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
+	k = loop_read(fd, s->data, max + 1);
+	if (k < 0)
+		return (int)k;
+	n = (size_t)k;
 	if (n > max)
 		return -EFBIG;
 

@@ -25,6 +25,25 @@ static inline int take_fd(int *fd)
 	return r;
 }
 
+/* Reads from fd until size bytes arrived or end of file. Returns the bytes read, or -errno. */
+static inline ssize_t loop_read(int fd, void *buf, size_t size)
+{
+	size_t n = 0;
+
+	while (n < size) {
+		ssize_t k = read(fd, (char *)buf + n, size - n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	return (ssize_t)n;
+}
+
 static inline void freep(void *p)
 {
 	free(*(void **)p);

@@ -1,29 +1,23 @@
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
 
 #include "daemon/config.h"
+#include "daemon/config_value.h"
 #include "proto/proto.h"
 #include "proto/util.h"
 
 /* A configuration file is a handful of lines; anything bigger is a mistake. */
 #define CONFIG_MAX_SIZE (1024 * 1024)
-
-/* Longest duration accepted: one year. */
-#define CONFIG_MAX_DURATION_SEC (365ULL * 24 * 3600)
 
 enum kind {
 	KIND_STRING,
@@ -90,15 +84,6 @@ static void *field(struct config *c, const struct key *k)
 	return (char *)c + k->offset;
 }
 
-static char **list_free(char **l)
-{
-	if (l)
-		for (char **i = l; *i; i++)
-			free(*i);
-	free(l);
-	return NULL;
-}
-
 void config_init(struct config *ret)
 {
 	*ret = (struct config){
@@ -123,7 +108,7 @@ static void field_free(struct config *c, const struct key *k)
 	}
 	case KIND_LIST: {
 		char ***l = field(c, k);
-		*l = list_free(*l);
+		*l = config_value_list_free(*l);
 		break;
 	}
 	case KIND_LOGIN_API:
@@ -173,185 +158,6 @@ static int fail(struct parse *p, unsigned line, int err, const char *fmt, ...)
 	return err;
 }
 
-/* Parses "30", "30s", "5m", "24h" into seconds. Returns NULL or a reason. */
-static const char *parse_duration(const char *v, uint64_t *ret)
-{
-	uint64_t n = 0, mult = 1;
-	const char *s = v;
-
-	if (*s < '0' || *s > '9')
-		return "not a number (expected e.g. 30, 30s, 5m or 24h)";
-	for (; *s >= '0' && *s <= '9'; s++) {
-		n = n * 10 + (uint64_t)(*s - '0');
-		if (n > CONFIG_MAX_DURATION_SEC)
-			return "too large (at most 8760h)";
-	}
-	if (*s) {
-		if (strcmp(s, "s") == 0)
-			mult = 1;
-		else if (strcmp(s, "m") == 0)
-			mult = 60;
-		else if (strcmp(s, "h") == 0)
-			mult = 3600;
-		else
-			return "bad unit (expected s, m or h)";
-	}
-	if (n == 0)
-		return "must be positive";
-	if (n * mult > CONFIG_MAX_DURATION_SEC)
-		return "too large (at most 8760h)";
-	*ret = n * mult;
-	return NULL;
-}
-
-static bool host_is_loopback(const char *host, bool bracketed)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (bracketed)
-		return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	return strcasecmp(host, "localhost") == 0;
-}
-
-/* Checks a RegScale base URL and returns a copy without trailing slashes in *ret, or a
- * reason. */
-static const char *parse_url(const char *v, char **ret)
-{
-	char host[256];
-	const char *rest, *auth_end, *host_end, *port = NULL;
-	bool https, bracketed = false;
-	size_t host_len, len;
-	char *url;
-
-	if (strncasecmp(v, "https://", 8) == 0) {
-		https = true;
-		rest = v + 8;
-	} else if (strncasecmp(v, "http://", 7) == 0) {
-		https = false;
-		rest = v + 7;
-	} else {
-		return "must start with https:// (or http:// for a loopback address)";
-	}
-	if (strpbrk(v, " \t"))
-		return "must not contain whitespace";
-	if (strpbrk(v, "?#"))
-		return "must not contain a query or fragment (? or #)";
-
-	auth_end = rest + strcspn(rest, "/");
-	if (memchr(rest, '@', (size_t)(auth_end - rest)))
-		return "must not contain user information (user@ or user:password@)";
-
-	if (*rest == '[') {
-		bracketed = true;
-		rest++;
-		host_end = memchr(rest, ']', (size_t)(auth_end - rest));
-		if (!host_end)
-			return "unterminated [ in host";
-		if (host_end + 1 < auth_end) {
-			if (host_end[1] != ':')
-				return "bad host";
-			port = host_end + 2;
-		}
-	} else {
-		host_end = memchr(rest, ':', (size_t)(auth_end - rest));
-		if (host_end)
-			port = host_end + 1;
-		else
-			host_end = auth_end;
-	}
-	host_len = (size_t)(host_end - rest);
-	if (host_len == 0)
-		return "no host";
-	if (host_len >= sizeof(host))
-		return "host name too long";
-	memcpy(host, rest, host_len);
-	host[host_len] = '\0';
-
-	if (port) {
-		unsigned long n = 0;
-		if (port == auth_end)
-			return "empty port";
-		for (const char *i = port; i < auth_end; i++) {
-			if (*i < '0' || *i > '9')
-				return "port is not a number";
-			n = n * 10 + (unsigned long)(*i - '0');
-			if (n > 65535)
-				return "port out of range";
-		}
-		if (n == 0)
-			return "port out of range";
-	}
-
-	if (bracketed) {
-		struct in6_addr a6;
-		if (inet_pton(AF_INET6, host, &a6) != 1)
-			return "bad IPv6 address in []";
-	}
-	if (!https && !host_is_loopback(host, bracketed))
-		return "http:// is only allowed for 127.0.0.1, localhost or [::1]; use https://";
-
-	len = strlen(v);
-	while (len > 0 && v[len - 1] == '/')
-		len--;
-	url = strndup(v, len);
-	if (!url)
-		return "out of memory";
-	*ret = url;
-	return NULL;
-}
-
-/* Resolves a path relative to the configuration file's directory. */
-static const char *parse_path(struct parse *p, const char *v, char **ret)
-{
-	char *s;
-
-	if (v[0] == '~')
-		return "~ is not expanded; use an absolute path";
-	if (v[0] == '/')
-		s = strdup(v);
-	else if (asprintf(&s, "%s%s%s", p->dir, p->dir[strlen(p->dir) - 1] == '/' ? "" : "/", v) <
-			0)
-		s = NULL;
-	if (!s)
-		return "out of memory";
-	*ret = s;
-	return NULL;
-}
-
-/* Splits a list on commas and whitespace into a NULL-terminated array. */
-static const char *parse_list(const char *v, char ***ret)
-{
-	static const char sep[] = ", \t";
-	size_t n = 0, i = 0;
-	char **l;
-
-	for (const char *s = v + strspn(v, sep); *s; s += strspn(s, sep)) {
-		n++;
-		s += strcspn(s, sep);
-	}
-	if (n == 0)
-		return "empty list";
-
-	l = calloc(n + 1, sizeof(char *));
-	if (!l)
-		return "out of memory";
-	for (const char *s = v + strspn(v, sep); *s; s += strspn(s, sep)) {
-		size_t len = strcspn(s, sep);
-		l[i] = strndup(s, len);
-		if (!l[i]) {
-			list_free(l);
-			return "out of memory";
-		}
-		i++;
-		s += len;
-	}
-	*ret = l;
-	return NULL;
-}
-
 static const char *parse_value(struct parse *p, const struct key *k, const char *v)
 {
 	void *f = field(&p->tmp, k);
@@ -370,21 +176,15 @@ static const char *parse_value(struct parse *p, const struct key *k, const char 
 		*(char **)f = strdup(v);
 		return *(char **)f ? NULL : "out of memory";
 	case KIND_PATH:
-		return parse_path(p, v, f);
+		return config_value_path(p->dir, v, f);
 	case KIND_URL:
-		return parse_url(v, f);
+		return config_value_url(v, f);
 	case KIND_LOGIN_API:
-		if (strcmp(v, "v1") == 0)
-			*(enum login_api *)f = LOGIN_API_V1;
-		else if (strcmp(v, "v2") == 0)
-			*(enum login_api *)f = LOGIN_API_V2;
-		else
-			return "must be v1 or v2";
-		return NULL;
+		return config_value_login_api(v, f);
 	case KIND_DURATION:
-		return parse_duration(v, f);
+		return config_value_duration(v, f);
 	case KIND_LIST:
-		return parse_list(v, f);
+		return config_value_list(v, f);
 	}
 	return "unknown kind";
 }

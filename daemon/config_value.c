@@ -1,0 +1,208 @@
+/* The value parsers behind config_load(): each checks one value from the file and converts it,
+ * returning NULL or a static reason that config.c puts after "[section] key: ". */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/config_value.h"
+
+/* Longest duration accepted: one year. */
+#define CONFIG_MAX_DURATION_SEC (365ULL * 24 * 3600)
+
+char **config_value_list_free(char **l)
+{
+	if (l)
+		for (char **i = l; *i; i++)
+			free(*i);
+	free(l);
+	return NULL;
+}
+
+const char *config_value_duration(const char *v, uint64_t *ret)
+{
+	uint64_t n = 0, mult = 1;
+	const char *s = v;
+
+	if (*s < '0' || *s > '9')
+		return "not a number (expected e.g. 30, 30s, 5m or 24h)";
+	for (; *s >= '0' && *s <= '9'; s++) {
+		n = n * 10 + (uint64_t)(*s - '0');
+		if (n > CONFIG_MAX_DURATION_SEC)
+			return "too large (at most 8760h)";
+	}
+	if (*s) {
+		if (strcmp(s, "s") == 0)
+			mult = 1;
+		else if (strcmp(s, "m") == 0)
+			mult = 60;
+		else if (strcmp(s, "h") == 0)
+			mult = 3600;
+		else
+			return "bad unit (expected s, m or h)";
+	}
+	if (n == 0)
+		return "must be positive";
+	if (n * mult > CONFIG_MAX_DURATION_SEC)
+		return "too large (at most 8760h)";
+	*ret = n * mult;
+	return NULL;
+}
+
+static bool host_is_loopback(const char *host, bool bracketed)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (bracketed)
+		return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return strcasecmp(host, "localhost") == 0;
+}
+
+const char *config_value_url(const char *v, char **ret)
+{
+	char host[256];
+	const char *rest, *auth_end, *host_end, *port = NULL;
+	bool https, bracketed = false;
+	size_t host_len, len;
+	char *url;
+
+	if (strncasecmp(v, "https://", 8) == 0) {
+		https = true;
+		rest = v + 8;
+	} else if (strncasecmp(v, "http://", 7) == 0) {
+		https = false;
+		rest = v + 7;
+	} else {
+		return "must start with https:// (or http:// for a loopback address)";
+	}
+	if (strpbrk(v, " \t"))
+		return "must not contain whitespace";
+	if (strpbrk(v, "?#"))
+		return "must not contain a query or fragment (? or #)";
+
+	auth_end = rest + strcspn(rest, "/");
+	if (memchr(rest, '@', (size_t)(auth_end - rest)))
+		return "must not contain user information (user@ or user:password@)";
+
+	if (*rest == '[') {
+		bracketed = true;
+		rest++;
+		host_end = memchr(rest, ']', (size_t)(auth_end - rest));
+		if (!host_end)
+			return "unterminated [ in host";
+		if (host_end + 1 < auth_end) {
+			if (host_end[1] != ':')
+				return "bad host";
+			port = host_end + 2;
+		}
+	} else {
+		host_end = memchr(rest, ':', (size_t)(auth_end - rest));
+		if (host_end)
+			port = host_end + 1;
+		else
+			host_end = auth_end;
+	}
+	host_len = (size_t)(host_end - rest);
+	if (host_len == 0)
+		return "no host";
+	if (host_len >= sizeof(host))
+		return "host name too long";
+	memcpy(host, rest, host_len);
+	host[host_len] = '\0';
+
+	if (port) {
+		unsigned long n = 0;
+		if (port == auth_end)
+			return "empty port";
+		for (const char *i = port; i < auth_end; i++) {
+			if (*i < '0' || *i > '9')
+				return "port is not a number";
+			n = n * 10 + (unsigned long)(*i - '0');
+			if (n > 65535)
+				return "port out of range";
+		}
+		if (n == 0)
+			return "port out of range";
+	}
+
+	if (bracketed) {
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return "bad IPv6 address in []";
+	}
+	if (!https && !host_is_loopback(host, bracketed))
+		return "http:// is only allowed for 127.0.0.1, localhost or [::1]; use https://";
+
+	len = strlen(v);
+	while (len > 0 && v[len - 1] == '/')
+		len--;
+	url = strndup(v, len);
+	if (!url)
+		return "out of memory";
+	*ret = url;
+	return NULL;
+}
+
+const char *config_value_path(const char *dir, const char *v, char **ret)
+{
+	char *s;
+
+	if (v[0] == '~')
+		return "~ is not expanded; use an absolute path";
+	if (v[0] == '/')
+		s = strdup(v);
+	else if (asprintf(&s, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", v) < 0)
+		s = NULL;
+	if (!s)
+		return "out of memory";
+	*ret = s;
+	return NULL;
+}
+
+const char *config_value_list(const char *v, char ***ret)
+{
+	static const char sep[] = ", \t";
+	size_t n = 0, i = 0;
+	char **l;
+
+	for (const char *s = v + strspn(v, sep); *s; s += strspn(s, sep)) {
+		n++;
+		s += strcspn(s, sep);
+	}
+	if (n == 0)
+		return "empty list";
+
+	l = calloc(n + 1, sizeof(char *));
+	if (!l)
+		return "out of memory";
+	for (const char *s = v + strspn(v, sep); *s; s += strspn(s, sep)) {
+		size_t len = strcspn(s, sep);
+		l[i] = strndup(s, len);
+		if (!l[i]) {
+			config_value_list_free(l);
+			return "out of memory";
+		}
+		i++;
+		s += len;
+	}
+	*ret = l;
+	return NULL;
+}
+
+const char *config_value_login_api(const char *v, enum login_api *ret)
+{
+	if (strcmp(v, "v1") == 0)
+		*ret = LOGIN_API_V1;
+	else if (strcmp(v, "v2") == 0)
+		*ret = LOGIN_API_V2;
+	else
+		return "must be v1 or v2";
+	return NULL;
+}

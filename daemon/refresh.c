@@ -231,23 +231,35 @@ static int set_username(struct tokend *d, const char *username)
 	return 0;
 }
 
-int refresh_set_credentials(struct tokend *d, const char *username, const char *password,
-	size_t len, const char *mfa)
+/* Seals password[0..len) as the one to log in with; new credentials deserve a fresh start:
+ * no rejection, no backoff. Returns 0 or -ENOMEM. */
+static int store_password(struct tokend *d, const char *password, size_t len)
 {
 	struct sealed *sealed = NULL;
 	int r;
 
-	r = set_username(d, username);
-	if (r < 0)
-		return r;
 	r = vault_seal(d->vault, password, len, &sealed);
 	if (r < 0)
 		return r;
 	sealed_free(d->password);
 	d->password = sealed;
-	snprintf(d->mfa, sizeof(d->mfa), "%s", mfa ? mfa : "");
 	d->credentials_rejected = false;
 	d->retries = 0;
+	return 0;
+}
+
+int refresh_set_credentials(struct tokend *d, const char *username, const char *password,
+	size_t len, const char *mfa)
+{
+	int r;
+
+	r = set_username(d, username);
+	if (r < 0)
+		return r;
+	r = store_password(d, password, len);
+	if (r < 0)
+		return r;
+	snprintf(d->mfa, sizeof(d->mfa), "%s", mfa ? mfa : "");
 	d->login_done = false;
 	d->login = login_free(d->login); /* the new credentials win over a login in flight */
 	r = refresh_now(d, "new credentials");
@@ -335,14 +347,9 @@ int refresh_setup(struct tokend *d)
 			changed = old->len != password->len ||
 				  sodium_memcmp(old->data, password->data, password->len) != 0;
 		if (changed) {
-			struct sealed *sealed = NULL;
-			r = vault_seal(d->vault, password->data, password->len, &sealed);
+			r = store_password(d, password->data, password->len);
 			if (r < 0)
 				return r;
-			sealed_free(d->password);
-			d->password = sealed;
-			d->credentials_rejected = false;
-			d->retries = 0;
 		}
 	}
 	if (!d->username || !d->password) {

@@ -313,22 +313,32 @@ static int on_conn_wait_timeout(sd_event_source *es, uint64_t usec, void *userda
 	return 0;
 }
 
-void server_wake_waiters(struct server *s)
+/* Answers again every connection marked to wake; stopping: answer now whatever the state,
+ * then close. Resuming one connection may answer more of its lines, which may free or wake
+ * others: so resume one marked connection at a time, searching from the head each time. */
+static void resume_marked(struct server *s, bool stopping)
 {
 	struct conn *c;
 
-	/* Resuming one connection may answer more of its lines, and those may wake waiters
-	 * again: mark first, then resume one marked connection at a time from the head. */
-	for (c = s->conns; c; c = c->next)
-		c->wake = c->waiting;
 	for (;;) {
 		for (c = s->conns; c && !c->wake; c = c->next)
 			;
 		if (!c)
 			break;
 		c->wake = false;
-		conn_resume(c, false);
+		if (stopping)
+			c->closing = true;
+		conn_resume(c, stopping);
 	}
+}
+
+void server_wake_waiters(struct server *s)
+{
+	struct conn *c;
+
+	for (c = s->conns; c; c = c->next)
+		c->wake = c->waiting;
+	resume_marked(s, false);
 }
 
 /* One log line per refused client, but at most one a second: a local user hammering the
@@ -539,15 +549,7 @@ void server_shutdown(struct server *s)
 		}
 	}
 	/* Requests waiting for a login get their answer ("still in progress") now. */
-	for (;;) {
-		for (c = s->conns; c && !c->wake; c = c->next)
-			;
-		if (!c)
-			break;
-		c->wake = false;
-		c->closing = true;
-		conn_resume(c, true);
-	}
+	resume_marked(s, true);
 	if (s->n_conns == 0) {
 		sd_event_exit(s->d->event, 0);
 		return;

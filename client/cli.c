@@ -8,7 +8,7 @@
 #include "client/format.h"
 #include "client/jsonw.h"
 #include "proto/reply.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* clang-format off */
 const char cli_usage_text[] =

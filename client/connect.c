@@ -12,7 +12,7 @@
 #include "client/connect.h"
 #include "proto/proto.h"
 #include "proto/reply.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* How long to wait before retrying a connect() refused with EAGAIN (listen backlog full;
  * Linux does not report EINPROGRESS for Unix sockets, so there is nothing to poll for). */

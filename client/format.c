@@ -6,7 +6,7 @@
 
 #include "client/format.h"
 #include "proto/reply.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 static const char *const token_format_names[_FORMAT_MAX] = {
 		[FORMAT_RAW] = "raw",

@@ -15,7 +15,7 @@
 #include "client/format.h"
 #include "client/jsonw.h"
 #include "client/session.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 #ifndef RT_VERSION
 #error "RT_VERSION must be defined by the build (meson passes -DRT_VERSION)"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "client/password.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 int locked_alloc(size_t size, struct locked *ret)
 {

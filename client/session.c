@@ -10,7 +10,7 @@
 #include "client/password.h"
 #include "client/session.h"
 #include "proto/reply.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* The daemon closes a connection with no request after PROTO_IDLE_TIMEOUT_SEC: a prompt
  * answered later than this reconnects before sending. */

@@ -14,7 +14,7 @@
 #include "daemon/config.h"
 #include "daemon/config_value.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* A configuration file is a handful of lines; anything bigger is a mistake. */
 #define CONFIG_MAX_SIZE (1024 * 1024)

@@ -9,7 +9,7 @@
 
 #include "daemon/listen.h"
 #include "daemon/log.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 static int make_parent_dir(const char *path, mode_t mode)
 {

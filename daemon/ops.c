@@ -3,14 +3,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/jwt.h"
+#include "common/jwt.h"
 #include "daemon/log.h"
-#include "daemon/login.h"
+#include "daemon/helper_proc.h"
 #include "daemon/ops.h"
 #include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/reply.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 static void put_null(struct json_object *o, const char *key)
 {

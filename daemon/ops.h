@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 
 #include "daemon/access.h"
-#include "daemon/secret.h"
+#include "common/secret.h"
 #include "daemon/tokend.h"
 #include "proto/request.h"
 

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
-#include "daemon/login.h"
+#include "daemon/helper_proc.h"
 #include "daemon/refresh.h"
 #include "daemon/server.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 #define BACKOFF_MIN_SEC 1
 #define BACKOFF_MAX_SEC 300

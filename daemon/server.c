@@ -15,7 +15,7 @@
 #include "daemon/server.h"
 #include "proto/linebuf.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* Replies a client has not read yet are kept up to this many bytes; a client that lets
  * more pile up (it pipelines requests but never reads) is disconnected. */

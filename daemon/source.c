@@ -6,12 +6,12 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "daemon/jwt.h"
+#include "common/jwt.h"
 #include "daemon/log.h"
 #include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 struct source {
 	struct tokend *d;

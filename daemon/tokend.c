@@ -8,7 +8,7 @@
 
 #include "daemon/access.h"
 #include "daemon/log.h"
-#include "daemon/login.h"
+#include "daemon/helper_proc.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"

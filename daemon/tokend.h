@@ -7,8 +7,8 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/config.h"
-#include "daemon/jwt.h"
-#include "daemon/secret.h"
+#include "common/jwt.h"
+#include "common/secret.h"
 #include "daemon/vault.h"
 
 enum token_kind {

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "daemon/secret.h"
+#include "common/secret.h"
 
 struct vault;
 

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "daemon/fields.h"
+#include "common/fields.h"
 #include "fuzz.h"
 
 static void check_int(const char *value, size_t len)

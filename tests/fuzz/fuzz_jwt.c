@@ -10,7 +10,7 @@
 
 #include <sodium.h>
 
-#include "daemon/jwt.h"
+#include "common/jwt.h"
 #include "fuzz.h"
 #include "proto/proto.h"
 

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "daemon/jwt.h"
-#include "daemon/login_response.h"
+#include "common/jwt.h"
+#include "daemon/helper/response.h"
 #include "fuzz.h"
 #include "proto/proto.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/fields.h"
+#include "common/fields.h"
 
 /* Reads every field of msg[0..len); returns the number read, or the first negative result. */
 static int count_fields(const char *msg, size_t len)

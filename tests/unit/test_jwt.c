@@ -11,7 +11,7 @@
 
 #include <sodium.h>
 
-#include "daemon/jwt.h"
+#include "common/jwt.h"
 #include "proto/proto.h"
 
 #define HEADER "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"

@@ -15,7 +15,7 @@
 
 #include "proto/linebuf.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 struct fixture {
 	int rd; /* non-blocking reading end, as the daemon has it */

@@ -15,8 +15,8 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
-#include "daemon/fields.h"
-#include "daemon/login_request.h"
+#include "common/fields.h"
+#include "daemon/helper/request.h"
 
 #define JWT "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImFiYyJ9.c2lnbmF0dXJl"
 

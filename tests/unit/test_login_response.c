@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/login_response.h"
+#include "daemon/helper/response.h"
 #include "proto/proto.h"
 
 #define JWT "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImFiYyJ9.c2lnbmF0dXJl"

@@ -15,7 +15,7 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
-#include "daemon/jwt.h"
+#include "common/jwt.h"
 #include "daemon/server.h"
 #include "daemon/tokend.h"
 #include "proto/proto.h"

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "proto/reply.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* Formats obj, checks the line framing, frees obj; returns the line in a static buffer. */
 static const char *format(struct json_object *obj)

@@ -13,7 +13,7 @@
 
 #include "proto/json.h"
 #include "proto/request.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 #define ERR_BAD     PROTO_E_BAD_REQUEST
 #define ERR_VERSION PROTO_E_UNSUPPORTED_VERSION

@@ -14,7 +14,7 @@
 
 #include <sodium.h>
 
-#include "daemon/secret.h"
+#include "common/secret.h"
 #include "daemon/vault.h"
 
 /* ---- secret ---- */

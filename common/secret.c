@@ -8,8 +8,8 @@
 
 #include <sodium.h>
 
-#include "daemon/secret.h"
-#include "proto/util.h"
+#include "common/secret.h"
+#include "common/util.h"
 
 struct secret *secret_new(size_t size)
 {

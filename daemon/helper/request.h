@@ -10,8 +10,8 @@
 
 #include <sodium.h>
 
-#include "daemon/login.h"
-#include "daemon/login_response.h"
+#include "daemon/helper_proc.h"
+#include "daemon/helper/response.h"
 
 /* For _cleanup_: frees (and wipes) sodium memory. */
 static inline void sodium_freep(void *p)

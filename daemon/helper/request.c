@@ -10,10 +10,10 @@
 
 #include <sodium.h>
 
-#include "daemon/fields.h"
-#include "daemon/jwt.h"
-#include "daemon/login_request.h"
-#include "proto/util.h"
+#include "common/fields.h"
+#include "common/jwt.h"
+#include "daemon/helper/request.h"
+#include "common/util.h"
 
 #define TIMEOUT_MAX 3600
 

@@ -14,10 +14,10 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
-#include "daemon/login_http.h"
-#include "daemon/login_response.h"
+#include "daemon/helper/http.h"
+#include "daemon/helper/response.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 #define RESPONSE_MAX    (1024 * 1024)
 #define RETRY_AFTER_MAX 86400 /* a server asking for more is not believed beyond a day */

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/fields.h"
+#include "common/fields.h"
 
 /* Longest decimal length we accept: 20 digits hold any size_t; longer is malformed anyway. */
 #define FIELDS_MAX_LEN_DIGITS 20

@@ -17,11 +17,11 @@
 
 #include <sodium.h>
 
-#include "daemon/fields.h"
-#include "daemon/login_http.h"
-#include "daemon/login_request.h"
+#include "common/fields.h"
+#include "daemon/helper/http.h"
+#include "daemon/helper/request.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 #define REQUEST_MAX (64 * 1024)
 #define ANSWER_MAX  (PROTO_MAX_TOKEN + 2048)

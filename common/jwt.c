@@ -8,7 +8,7 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
-#include "daemon/jwt.h"
+#include "common/jwt.h"
 #include "proto/proto.h"
 
 /* Header and payload are small JSON objects; anything nested deeper is not a JWT we know. */

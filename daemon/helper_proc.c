@@ -9,11 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/fields.h"
+#include "common/fields.h"
 #include "daemon/log.h"
-#include "daemon/login.h"
+#include "daemon/helper_proc.h"
 #include "proto/proto.h"
-#include "proto/util.h"
+#include "common/util.h"
 
 /* The request holds a password; the answer a token. Both stay in guarded memory. */
 #define LOGIN_MAX_REQUEST (16 * 1024 + PROTO_MAX_TOKEN)

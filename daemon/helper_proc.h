@@ -9,7 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/config.h"
-#include "daemon/secret.h"
+#include "common/secret.h"
 
 /* What the helper's exit status and answer say. Stable: also the helper's exit codes. */
 enum login_outcome {

@@ -7,8 +7,8 @@
 
 #include <json-c/json.h>
 
-#include "daemon/jwt.h"
-#include "daemon/login_response.h"
+#include "common/jwt.h"
+#include "daemon/helper/response.h"
 
 /* A login answer is a small object; anything deeper is not one. */
 #define LOGIN_RESPONSE_MAX_DEPTH 16

@@ -3,7 +3,7 @@
  * regscale-token-login links this. */
 #pragma once
 
-#include "daemon/login_request.h"
+#include "daemon/helper/request.h"
 
 /* Initialises libcurl once per process. Returns 0, or -EIO when it cannot. */
 int login_http_init(void);

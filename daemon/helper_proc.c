@@ -25,7 +25,7 @@
 
 extern char **environ;
 
-struct login {
+struct helper_proc {
 	sd_event *event;
 	pid_t pid;
 	int in_fd;  /* helper's stdin, -EBADF once all was written */
@@ -36,22 +36,22 @@ struct login {
 	struct secret *answer;
 	bool exited, killed;
 	siginfo_t status;
-	login_done_t done;
+	helper_done_t done;
 	void *userdata;
 };
 
-const char *login_outcome_name(enum login_outcome o)
+const char *helper_outcome_name(enum helper_outcome o)
 {
 	switch (o) {
-	case LOGIN_OK:
+	case HELPER_OK:
 		return "ok";
-	case LOGIN_REJECTED:
+	case HELPER_REJECTED:
 		return "rejected";
-	case LOGIN_TRANSIENT:
+	case HELPER_TRANSIENT:
 		return "transient";
-	case LOGIN_PROTOCOL:
+	case HELPER_PROTOCOL:
 		return "protocol";
-	case LOGIN_CONFIG:
+	case HELPER_CONFIG:
 		return "config";
 	}
 	return "unknown";
@@ -59,18 +59,18 @@ const char *login_outcome_name(enum login_outcome o)
 
 static int outcome_from_name(const char *v, size_t len)
 {
-	static const enum login_outcome all[] = {LOGIN_OK, LOGIN_REJECTED, LOGIN_TRANSIENT,
-		LOGIN_PROTOCOL, LOGIN_CONFIG};
+	static const enum helper_outcome all[] = {HELPER_OK, HELPER_REJECTED, HELPER_TRANSIENT,
+		HELPER_PROTOCOL, HELPER_CONFIG};
 
 	for (size_t i = 0; i < ELEMENTSOF(all); i++) {
-		const char *name = login_outcome_name(all[i]);
+		const char *name = helper_outcome_name(all[i]);
 		if (strlen(name) == len && memcmp(name, v, len) == 0)
 			return (int)all[i];
 	}
 	return -EINVAL;
 }
 
-struct login *login_free(struct login *l)
+struct helper_proc *helper_free(struct helper_proc *l)
 {
 	if (!l)
 		return NULL;
@@ -102,7 +102,7 @@ static void copy_text(char *dst, size_t size, const char *v, size_t len)
 }
 
 /* Reads the helper's answer into *r. Returns 0, or -EBADMSG with r->message set. */
-static int parse_answer(struct login *l, struct login_result *r)
+static int parse_answer(struct helper_proc *l, struct helper_result *r)
 {
 	char name[FIELDS_MAX_NAME + 1];
 	const char *v;
@@ -133,13 +133,13 @@ static int parse_answer(struct login *l, struct login_result *r)
 		snprintf(r->message, sizeof(r->message), "login helper sent a malformed answer");
 		return -EBADMSG;
 	}
-	r->outcome = (enum login_outcome)outcome;
+	r->outcome = (enum helper_outcome)outcome;
 	return 0;
 }
 
-static void finish(struct login *l)
+static void finish(struct helper_proc *l)
 {
-	struct login_result r = {.outcome = LOGIN_TRANSIENT, .retry_after = -1, .expires_in = -1};
+	struct helper_result r = {.outcome = HELPER_TRANSIENT, .retry_after = -1, .expires_in = -1};
 	const siginfo_t *si = &l->status;
 
 	if (l->killed)
@@ -148,25 +148,25 @@ static void finish(struct login *l)
 		snprintf(r.message, sizeof(r.message), "login helper crashed (signal %d)",
 			si->si_status);
 	else if (parse_answer(l, &r) < 0)
-		r.outcome = LOGIN_TRANSIENT;
+		r.outcome = HELPER_TRANSIENT;
 	else if ((int)r.outcome != si->si_status) {
 		snprintf(r.message, sizeof(r.message), "login helper exited with status %d but "
-			 "answered \"%s\"", si->si_status, login_outcome_name(r.outcome));
-		r.outcome = LOGIN_TRANSIENT;
+			 "answered \"%s\"", si->si_status, helper_outcome_name(r.outcome));
+		r.outcome = HELPER_TRANSIENT;
 	}
 	if (!r.message[0])
-		snprintf(r.message, sizeof(r.message), "login %s", login_outcome_name(r.outcome));
-	if (r.outcome != LOGIN_OK)
+		snprintf(r.message, sizeof(r.message), "login %s", helper_outcome_name(r.outcome));
+	if (r.outcome != HELPER_OK)
 		r.token = secret_free(r.token);
 	l->answer = secret_free(l->answer);
 
 	l->done(&r, l->userdata);
 	secret_free(r.token);
-	login_free(l);
+	helper_free(l);
 }
 
 /* Done when the helper has exited and its stdout is closed: then the whole answer is in. */
-static void maybe_finish(struct login *l)
+static void maybe_finish(struct helper_proc *l)
 {
 	if (l->exited && l->out_fd < 0)
 		finish(l);
@@ -174,7 +174,7 @@ static void maybe_finish(struct login *l)
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
-	struct login *l = userdata;
+	struct helper_proc *l = userdata;
 
 	l->status = *si;
 	l->exited = true;
@@ -197,7 +197,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 
 static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct login *l = userdata;
+	struct helper_proc *l = userdata;
 	size_t room = l->answer->size - 1 - l->answer->len;
 	ssize_t n;
 
@@ -222,7 +222,7 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 static int on_in(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct login *l = userdata;
+	struct helper_proc *l = userdata;
 	ssize_t n = write(fd, l->request->data + l->request_off, l->request->len - l->request_off);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -241,7 +241,7 @@ static int on_in(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct login *l = userdata;
+	struct helper_proc *l = userdata;
 
 	log_warning("login helper pid %d did not finish in time; killing it", (int)l->pid);
 	l->killed = true;
@@ -249,7 +249,7 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static int build_request(const struct login_request *req, struct secret *buf)
+static int build_request(const struct helper_input *req, struct secret *buf)
 {
 	const struct config *c = req->config;
 	size_t pos = 0;
@@ -258,7 +258,7 @@ static int build_request(const struct login_request *req, struct secret *buf)
 #define PUT(name, v, n) (r = r < 0 ? r : fields_put(buf->data, buf->size, &pos, name, v, n))
 #define PUT_STR(name, s) PUT(name, s, strlen(s))
 #define PUT_INT(name, i) (r = r < 0 ? r : fields_put_int(buf->data, buf->size, &pos, name, i))
-	PUT_STR("mode", req->mode == LOGIN_MODE_LOGIN ? "login" : "validate");
+	PUT_STR("mode", req->mode == HELPER_MODE_LOGIN ? "login" : "validate");
 	PUT_STR("url", c->url ? c->url : "");
 	PUT_STR("login_api", c->login_api == LOGIN_API_V2 ? "v2" : "v1");
 	if (c->ca_file)
@@ -268,7 +268,7 @@ static int build_request(const struct login_request *req, struct secret *buf)
 	PUT_INT("connect_timeout", (int64_t)c->connect_timeout_sec);
 	PUT_INT("total_timeout", (int64_t)c->total_timeout_sec);
 	PUT_STR("user_agent_version", RT_VERSION);
-	if (req->mode == LOGIN_MODE_LOGIN) {
+	if (req->mode == HELPER_MODE_LOGIN) {
 		PUT_STR("username", req->username ? req->username : "");
 		PUT("password", req->password->data, req->password->len);
 		if (req->mfa && req->mfa[0])
@@ -308,11 +308,11 @@ static int spawn_helper(const char *path, int in_fd, int out_fd, pid_t *ret_pid)
 	return r;
 }
 
-int login_start(sd_event *e, const char *helper_path, const struct login_request *req,
-	login_done_t done, void *userdata, struct login **ret)
+int helper_start(sd_event *e, const char *helper_path, const struct helper_input *req,
+	helper_done_t done, void *userdata, struct helper_proc **ret)
 {
 	int to_helper[2] = {-EBADF, -EBADF}, from_helper[2] = {-EBADF, -EBADF};
-	struct login *l;
+	struct helper_proc *l;
 	uint64_t limit;
 	int r;
 
@@ -365,6 +365,6 @@ fail:
 	closep(&to_helper[1]);
 	closep(&from_helper[0]);
 	closep(&from_helper[1]);
-	login_free(l);
+	helper_free(l);
 	return r;
 }

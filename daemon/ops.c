@@ -202,7 +202,7 @@ static enum proto_error no_token_error(struct tokend *d, enum token_state state,
 		snprintf(call->msg, sizeof(call->msg), "no token yet: a login is in progress");
 		return PROTO_E_NO_TOKEN;
 	}
-	if (d->login_done && d->last_outcome != LOGIN_OK) {
+	if (d->login_done && d->last_outcome != HELPER_OK) {
 		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
 		return PROTO_E_LOGIN_FAILED;
 	}
@@ -252,7 +252,7 @@ static enum proto_error login_outcome_reply(struct tokend *d, const struct reque
 		snprintf(call->msg, sizeof(call->msg), "the login is still in progress");
 		return PROTO_E_TIMEOUT;
 	}
-	if (!d->login_done || d->last_outcome != LOGIN_OK ||
+	if (!d->login_done || d->last_outcome != HELPER_OK ||
 			tokend_token_state(d, now_unix()) != TOKEN_STATE_VALID) {
 		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "login failed"));
 		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;

@@ -76,7 +76,7 @@ static int64_t token_lifetime(const struct tokend *d, const struct jwt_claims *c
 	return (int64_t)d->config.default_lifetime_sec;
 }
 
-static void login_succeeded(struct tokend *d, struct login_result *res)
+static void login_succeeded(struct tokend *d, struct helper_result *res)
 {
 	char user[128];
 	struct jwt_claims claims;
@@ -86,7 +86,7 @@ static void login_succeeded(struct tokend *d, struct login_result *res)
 
 	r = jwt_parse(res->token->data, res->token->len, &claims, &why);
 	if (r < 0) {
-		res->outcome = LOGIN_PROTOCOL;
+		res->outcome = HELPER_PROTOCOL;
 		snprintf(res->message, sizeof(res->message), "server sent a token that is not a "
 			 "valid JWT: %s", why);
 		return;
@@ -95,14 +95,14 @@ static void login_succeeded(struct tokend *d, struct login_result *res)
 	 * but a token whose exp has passed by our clock too would need the clocks to differ by
 	 * more than its whole lifetime: it is a stale token, not skew. */
 	if (claims.has_exp && claims.exp <= now) {
-		res->outcome = LOGIN_PROTOCOL;
+		res->outcome = HELPER_PROTOCOL;
 		snprintf(res->message, sizeof(res->message), "server sent an already expired token "
 			 "(exp %llds ago)", (long long)(now - claims.exp));
 		return;
 	}
 	lifetime = token_lifetime(d, &claims, res->expires_in);
 	if (lifetime <= 0) {
-		res->outcome = LOGIN_PROTOCOL;
+		res->outcome = HELPER_PROTOCOL;
 		snprintf(res->message, sizeof(res->message), "server sent an already expired token");
 		return;
 	}
@@ -111,7 +111,7 @@ static void login_succeeded(struct tokend *d, struct login_result *res)
 	r = tokend_set_token(d, res->token->data, res->token->len, &claims, TOKEN_KIND_LOGIN,
 		now + lifetime);
 	if (r < 0) {
-		res->outcome = LOGIN_TRANSIENT;
+		res->outcome = HELPER_TRANSIENT;
 		snprintf(res->message, sizeof(res->message), "cannot store the token: out of memory");
 		return;
 	}
@@ -122,13 +122,13 @@ static void login_succeeded(struct tokend *d, struct login_result *res)
 		(long long)(d->next_refresh - now));
 }
 
-static void login_failed(struct tokend *d, const struct login_result *res)
+static void login_failed(struct tokend *d, const struct helper_result *res)
 {
 	char user[128];
 	int64_t now = now_unix();
 	double delay;
 
-	if (res->outcome == LOGIN_REJECTED) {
+	if (res->outcome == HELPER_REJECTED) {
 		d->credentials_rejected = true;
 		unschedule(d);
 		tokend_set_error(d, "credentials rejected by RegScale (%s); run 'regscale-token "
@@ -137,7 +137,7 @@ static void login_failed(struct tokend *d, const struct login_result *res)
 			log_escape(d->username, user, sizeof(user)), res->message);
 		return;
 	}
-	if (res->outcome == LOGIN_CONFIG) {
+	if (res->outcome == HELPER_CONFIG) {
 		unschedule(d);
 		tokend_set_error(d, "login impossible: %s; fix the configuration and reload",
 			res->message);
@@ -159,19 +159,19 @@ static void login_failed(struct tokend *d, const struct login_result *res)
 		(long long)(d->next_refresh - now));
 }
 
-static void on_login_done(struct login_result *res, void *userdata)
+static void on_login_done(struct helper_result *res, void *userdata)
 {
 	struct tokend *d = userdata;
 
 	d->login = NULL;
 	explicit_bzero(d->mfa, sizeof(d->mfa)); /* a one-time code is good for one try */
-	if (res->outcome == LOGIN_OK && !res->token) {
-		res->outcome = LOGIN_PROTOCOL;
+	if (res->outcome == HELPER_OK && !res->token) {
+		res->outcome = HELPER_PROTOCOL;
 		snprintf(res->message, sizeof(res->message), "login helper sent no token");
 	}
-	if (res->outcome == LOGIN_OK)
+	if (res->outcome == HELPER_OK)
 		login_succeeded(d, res); /* may turn it into a failure */
-	if (res->outcome != LOGIN_OK)
+	if (res->outcome != HELPER_OK)
 		login_failed(d, res);
 	d->last_outcome = (int)res->outcome;
 	d->login_done = true;
@@ -183,7 +183,7 @@ static void on_login_done(struct login_result *res, void *userdata)
 int refresh_now(struct tokend *d, const char *why)
 {
 	_cleanup_(secret_freep) struct secret *password = NULL;
-	struct login_request req;
+	struct helper_input req;
 	char user[128];
 	int r;
 
@@ -198,17 +198,17 @@ int refresh_now(struct tokend *d, const char *why)
 	r = vault_open(d->vault, d->password, &password);
 	if (r < 0)
 		return log_error_errno(r, "cannot decrypt the stored password");
-	req = (struct login_request){
-		.mode = LOGIN_MODE_LOGIN,
+	req = (struct helper_input){
+		.mode = HELPER_MODE_LOGIN,
 		.config = &d->config,
 		.username = d->username,
 		.password = password,
 		.mfa = d->mfa,
 	};
 	unschedule(d);
-	r = login_start(d->event, d->login_helper, &req, on_login_done, d, &d->login);
+	r = helper_start(d->event, d->login_helper, &req, on_login_done, d, &d->login);
 	if (r < 0) {
-		struct login_result res = {.outcome = LOGIN_TRANSIENT, .retry_after = -1};
+		struct helper_result res = {.outcome = HELPER_TRANSIENT, .retry_after = -1};
 		snprintf(res.message, sizeof(res.message), "cannot start the login helper: %s",
 			strerror(-r));
 		login_failed(d, &res);
@@ -261,15 +261,15 @@ int refresh_set_credentials(struct tokend *d, const char *username, const char *
 		return r;
 	snprintf(d->mfa, sizeof(d->mfa), "%s", mfa ? mfa : "");
 	d->login_done = false;
-	d->login = login_free(d->login); /* the new credentials win over a login in flight */
+	d->login = helper_free(d->login); /* the new credentials win over a login in flight */
 	r = refresh_now(d, "new credentials");
 	return r < 0 ? r : 0;
 }
 
 void refresh_logout(struct tokend *d)
 {
-	d->login = login_free(d->login);
-	d->validation = login_free(d->validation);
+	d->login = helper_free(d->login);
+	d->validation = helper_free(d->validation);
 	unschedule(d);
 	tokend_clear_token(d);
 	d->password = sealed_free(d->password);
@@ -367,16 +367,16 @@ int refresh_setup(struct tokend *d)
 	return refresh_now(d, changed ? "credentials loaded" : "reload") < 0 ? -EIO : 0;
 }
 
-static void on_validate_done(struct login_result *res, void *userdata)
+static void on_validate_done(struct helper_result *res, void *userdata)
 {
 	struct tokend *d = userdata;
 
 	d->validation = NULL;
-	if (res->outcome == LOGIN_OK) {
+	if (res->outcome == HELPER_OK) {
 		log_info("RegScale confirmed the service token is valid");
 		return;
 	}
-	if (res->outcome != LOGIN_REJECTED) {
+	if (res->outcome != HELPER_REJECTED) {
 		log_notice("could not check the service token with RegScale (%s); serving it",
 			res->message);
 		return;
@@ -389,21 +389,21 @@ static void on_validate_done(struct login_result *res, void *userdata)
 void refresh_validate_service_token(struct tokend *d)
 {
 	_cleanup_(secret_freep) struct secret *token = NULL;
-	struct login_request req;
+	struct helper_input req;
 	int r;
 
-	d->validation = login_free(d->validation);
+	d->validation = helper_free(d->validation);
 	if (!d->token || !d->config.url)
 		return;
 	r = vault_open(d->vault, d->token, &token);
 	if (r < 0)
 		return;
-	req = (struct login_request){
-		.mode = LOGIN_MODE_VALIDATE,
+	req = (struct helper_input){
+		.mode = HELPER_MODE_VALIDATE,
 		.config = &d->config,
 		.token = token,
 	};
-	r = login_start(d->event, d->login_helper, &req, on_validate_done, d, &d->validation);
+	r = helper_start(d->event, d->login_helper, &req, on_validate_done, d, &d->validation);
 	if (r < 0)
 		log_notice("cannot check the service token with RegScale: %s", strerror(-r));
 }

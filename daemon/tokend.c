@@ -83,8 +83,8 @@ struct tokend *tokend_free(struct tokend *d)
 	d->server = server_free(d->server);
 	d->source = source_free(d->source);
 	d->access = access_free(d->access);
-	d->login = login_free(d->login);
-	d->validation = login_free(d->validation);
+	d->login = helper_free(d->login);
+	d->validation = helper_free(d->validation);
 	d->refresh_timer = sd_event_source_disable_unref(d->refresh_timer);
 	tokend_clear_token(d);
 	d->password = sealed_free(d->password);

@@ -30,7 +30,7 @@ struct token_info {
 };
 
 struct access;
-struct login;
+struct helper_proc;
 struct server;
 struct source;
 
@@ -57,10 +57,10 @@ struct tokend {
 	char *username;             /* account to log in as; not a secret */
 	struct sealed *password;    /* NULL when none */
 	char mfa[17];               /* one-time code, used by the next login only */
-	struct login *login;        /* login helper in flight, NULL when none */
-	struct login *validation;   /* validateToken helper in flight, NULL when none */
+	struct helper_proc *login;        /* login helper in flight, NULL when none */
+	struct helper_proc *validation;   /* validateToken helper in flight, NULL when none */
 	bool login_done;            /* a login finished since the credentials were set */
-	int last_outcome;           /* enum login_outcome of the last finished login */
+	int last_outcome;           /* enum helper_outcome of the last finished login */
 	bool credentials_rejected;  /* the server refused them: no retry until new ones */
 	unsigned retries;           /* failed attempts since the last success */
 	int64_t next_refresh;       /* unix seconds of the scheduled login, 0 when none */

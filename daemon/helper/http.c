@@ -86,20 +86,20 @@ static char *endpoint_url(
 			curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 			curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 			curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		helper_answer_set(a, LOGIN_CONFIG, "url is not a valid absolute URL");
+		helper_answer_set(a, HELPER_CONFIG, "url is not a valid absolute URL");
 		goto out;
 	}
 	https = strcmp(scheme, "https") == 0;
 	loopback = host_is_loopback(host);
 	if (!https && !(strcmp(scheme, "http") == 0 && loopback)) {
 		helper_answer_set(
-				a, LOGIN_CONFIG, "url must be https:// (http:// only to loopback)");
+				a, HELPER_CONFIG, "url must be https:// (http:// only to loopback)");
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_USER, &extra, 0) == CURLUE_OK ||
 			curl_url_get(u, CURLUPART_QUERY, &extra, 0) == CURLUE_OK ||
 			curl_url_get(u, CURLUPART_FRAGMENT, &extra, 0) == CURLUE_OK) {
-		helper_answer_set(a, LOGIN_CONFIG, "url must not hold user, query or fragment");
+		helper_answer_set(a, HELPER_CONFIG, "url must not hold user, query or fragment");
 		goto out;
 	}
 	n = strlen(path);
@@ -109,7 +109,7 @@ static char *endpoint_url(
 			req->validate ? "validateToken" : "login");
 	if (curl_url_set(u, CURLUPART_PATH, newpath, 0) != CURLUE_OK ||
 			curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK) {
-		helper_answer_set(a, LOGIN_CONFIG, "url is not a valid absolute URL");
+		helper_answer_set(a, HELPER_CONFIG, "url is not a valid absolute URL");
 		goto out;
 	}
 	*ret_loopback = loopback;
@@ -182,32 +182,32 @@ static void classify_curl(CURLcode c, const char *errbuf, bool too_large, struct
 	case CURLE_WRITE_ERROR:
 	case CURLE_FILESIZE_EXCEEDED:
 		if (c == CURLE_FILESIZE_EXCEEDED || too_large)
-			helper_answer_set(a, LOGIN_PROTOCOL, "response too large (over 1 MiB)");
+			helper_answer_set(a, HELPER_PROTOCOL, "response too large (over 1 MiB)");
 		else
-			helper_answer_set(a, LOGIN_TRANSIENT, "out of memory reading the response");
+			helper_answer_set(a, HELPER_TRANSIENT, "out of memory reading the response");
 		break;
 	case CURLE_URL_MALFORMAT:
 	case CURLE_NOT_BUILT_IN:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CRL_BADFILE:
-		helper_answer_set(a, LOGIN_CONFIG, "cannot use the configuration: %s", e);
+		helper_answer_set(a, HELPER_CONFIG, "cannot use the configuration: %s", e);
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
 	case CURLE_SSL_ISSUER_ERROR:
-		helper_answer_set(a, LOGIN_TRANSIENT, "server certificate not trusted: %s", e);
+		helper_answer_set(a, HELPER_TRANSIENT, "server certificate not trusted: %s", e);
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		helper_answer_set(a, LOGIN_TRANSIENT, "timed out: %s", e);
+		helper_answer_set(a, HELPER_TRANSIENT, "timed out: %s", e);
 		break;
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_BAD_CONTENT_ENCODING:
 	case CURLE_UNSUPPORTED_PROTOCOL: /* the scheme was checked: this is an HTTP/0.9 answer */
-		helper_answer_set(a, LOGIN_PROTOCOL, "not an HTTP answer: %s", e);
+		helper_answer_set(a, HELPER_PROTOCOL, "not an HTTP answer: %s", e);
 		break;
 	default: /* connect, DNS, TLS handshake, send/receive, empty or cut-off answers */
-		helper_answer_set(a, LOGIN_TRANSIENT, "%s", e);
+		helper_answer_set(a, HELPER_TRANSIENT, "%s", e);
 		break;
 	}
 }
@@ -219,32 +219,32 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 	long s = a->http_status;
 
 	if (s == 200 && req->validate) {
-		helper_answer_set(a, LOGIN_OK, "HTTP 200, token valid");
+		helper_answer_set(a, HELPER_OK, "HTTP 200, token valid");
 	} else if (s == 200) {
-		struct login_response r;
+		struct helper_response r;
 		const char *why;
 
-		if (login_response_parse(b->data, b->len, a->token, PROTO_MAX_TOKEN + 1, &r, &why) <
+		if (helper_response_parse(b->data, b->len, a->token, PROTO_MAX_TOKEN + 1, &r, &why) <
 				0) {
 			helper_answer_set(
-					a, LOGIN_PROTOCOL, "HTTP 200, unexpected answer: %s", why);
+					a, HELPER_PROTOCOL, "HTTP 200, unexpected answer: %s", why);
 			return;
 		}
 		a->token_len = r.token_len;
 		a->expires_in = r.expires_in;
 		memcpy(a->user_id, r.user_id, sizeof(a->user_id));
-		helper_answer_set(a, LOGIN_OK, "HTTP 200");
+		helper_answer_set(a, HELPER_OK, "HTTP 200");
 	} else if (s == 400 || s == 401 || s == 403) {
-		helper_answer_set(a, LOGIN_REJECTED, "HTTP %ld, %s rejected", s,
+		helper_answer_set(a, HELPER_REJECTED, "HTTP %ld, %s rejected", s,
 				req->validate ? "token" : "credentials");
 	} else if (s == 429 || (s >= 500 && s <= 599) || req->validate) {
 		a->retry_after = retry_after(c);
 		if (a->retry_after >= 0)
-			helper_answer_set(a, LOGIN_TRANSIENT,
+			helper_answer_set(a, HELPER_TRANSIENT,
 					"HTTP %ld, transient, retry after %" PRId64 " s", s,
 					a->retry_after);
 		else
-			helper_answer_set(a, LOGIN_TRANSIENT, "HTTP %ld, transient", s);
+			helper_answer_set(a, HELPER_TRANSIENT, "HTTP %ld, transient", s);
 	} else if (s >= 300 && s <= 399) {
 		_cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
 		char *loc = NULL, *scheme = NULL, *host = NULL;
@@ -253,17 +253,17 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 				curl_url_set(u, CURLUPART_URL, loc, 0) == CURLUE_OK &&
 				curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 				curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-			helper_answer_set(a, LOGIN_PROTOCOL,
+			helper_answer_set(a, HELPER_PROTOCOL,
 					"HTTP %ld, redirect to %s://%s not followed; set url to "
 					"the "
 					"final address",
 					s, scheme, host);
 		else
-			helper_answer_set(a, LOGIN_PROTOCOL, "HTTP %ld, redirect not followed", s);
+			helper_answer_set(a, HELPER_PROTOCOL, "HTTP %ld, redirect not followed", s);
 		curl_free(scheme);
 		curl_free(host);
 	} else {
-		helper_answer_set(a, LOGIN_PROTOCOL,
+		helper_answer_set(a, HELPER_PROTOCOL,
 				"HTTP %ld, unexpected status; is url RegScale's address?", s);
 	}
 }
@@ -271,12 +271,12 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 #define SETOPT(c, opt, val)                                                                        \
 	do {                                                                                       \
 		if (curl_easy_setopt(c, opt, val) != CURLE_OK) {                                   \
-			helper_answer_set(a, LOGIN_CONFIG, "libcurl does not support " #opt);      \
+			helper_answer_set(a, HELPER_CONFIG, "libcurl does not support " #opt);      \
 			return;                                                                    \
 		}                                                                                  \
 	} while (0)
 
-void login_http_run(const struct helper_request *req, struct helper_answer *a)
+void helper_http_run(const struct helper_request *req, struct helper_answer *a)
 {
 	_cleanup_(curl_easy_cleanupp) CURL *c = NULL;
 	_cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
@@ -294,15 +294,15 @@ void login_http_run(const struct helper_request *req, struct helper_answer *a)
 	if (req->ca_file[0]) {
 		_cleanup_(closep) int fd = open(req->ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0) {
-			helper_answer_set(a, LOGIN_CONFIG, "cannot read ca_file %s: %s",
+			helper_answer_set(a, HELPER_CONFIG, "cannot read ca_file %s: %s",
 					req->ca_file, strerror(errno));
 			return;
 		}
 	}
-	post = login_request_body(req, &post_len);
+	post = helper_request_body(req, &post_len);
 	c = curl_easy_init();
 	if (!post || !c) {
-		helper_answer_set(a, LOGIN_TRANSIENT, "out of memory");
+		helper_answer_set(a, HELPER_TRANSIENT, "out of memory");
 		return;
 	}
 	headers = curl_slist_append(headers, "Content-Type: application/json");
@@ -311,7 +311,7 @@ void login_http_run(const struct helper_request *req, struct helper_answer *a)
 	if (headers && req->v2 && !req->validate)
 		headers = curl_slist_append(headers, "X-Api-Version: 2.0");
 	if (!headers) {
-		helper_answer_set(a, LOGIN_TRANSIENT, "out of memory");
+		helper_answer_set(a, HELPER_TRANSIENT, "out of memory");
 		return;
 	}
 	snprintf(ua, sizeof(ua), "regscale-token/%s", req->version);
@@ -353,12 +353,12 @@ void login_http_run(const struct helper_request *req, struct helper_answer *a)
 		classify_http(c, req, &b, a);
 }
 
-int login_http_init(void)
+int helper_http_init(void)
 {
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
-void login_http_cleanup(void)
+void helper_http_cleanup(void)
 {
 	curl_global_cleanup();
 }

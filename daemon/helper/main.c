@@ -1,6 +1,6 @@
 /* regscale-token-login: one HTTPS exchange with RegScale per run. regscale-tokend writes a
  * request (daemon/fields.h) on stdin, this program logs in (or validates a token), writes
- * the answer on stdout, logs one line on stderr and exits with the enum login_outcome. The
+ * the answer on stdout, logs one line on stderr and exits with the enum helper_outcome. The
  * password and token stay in libsodium memory here; libcurl and OpenSSL keep copies in
  * their own buffers, which is why this runs in a short-lived, non-dumpable process.
  *
@@ -27,21 +27,21 @@
 #define ANSWER_MAX  (PROTO_MAX_TOKEN + 2048)
 
 static const char *const outcome_names[] = {
-		[LOGIN_OK] = "ok",
-		[LOGIN_REJECTED] = "rejected",
-		[LOGIN_TRANSIENT] = "transient",
-		[LOGIN_PROTOCOL] = "protocol",
-		[LOGIN_CONFIG] = "config",
+		[HELPER_OK] = "ok",
+		[HELPER_REJECTED] = "rejected",
+		[HELPER_TRANSIENT] = "transient",
+		[HELPER_PROTOCOL] = "protocol",
+		[HELPER_CONFIG] = "config",
 };
 
 /* Logs the one line for this run: the user is quoted, the password and token never appear. */
 static void log_line(const struct helper_request *req, const struct helper_answer *a)
 {
-	static const int levels[] = {[LOGIN_OK] = 6,
-			[LOGIN_REJECTED] = 4,
-			[LOGIN_TRANSIENT] = 4,
-			[LOGIN_PROTOCOL] = 3,
-			[LOGIN_CONFIG] = 3};
+	static const int levels[] = {[HELPER_OK] = 6,
+			[HELPER_REJECTED] = 4,
+			[HELPER_TRANSIENT] = 4,
+			[HELPER_PROTOCOL] = 3,
+			[HELPER_CONFIG] = 3};
 	char user[4 * sizeof(req->username)], url[sizeof(req->url)], line[8192];
 	size_t n = 0;
 	int k;
@@ -101,7 +101,7 @@ static int write_answer(const struct helper_request *req, const struct helper_an
 			fields_put(buf, ANSWER_MAX, &pos, "message", a->message,
 					strlen(a->message)) < 0)
 		return -ENOBUFS;
-	if (a->outcome == LOGIN_OK && !req->validate &&
+	if (a->outcome == HELPER_OK && !req->validate &&
 			fields_put(buf, ANSWER_MAX, &pos, "token", a->token, a->token_len) < 0)
 		return -ENOBUFS;
 
@@ -152,7 +152,7 @@ static void harden(void)
 int main(int argc, char **argv)
 {
 	_cleanup_(sodium_freep) char *input = NULL;
-	struct helper_answer a = {.outcome = LOGIN_TRANSIENT, .retry_after = -1, .expires_in = -1};
+	struct helper_answer a = {.outcome = HELPER_TRANSIENT, .retry_after = -1, .expires_in = -1};
 	struct helper_request req = {0};
 	ssize_t n;
 
@@ -164,28 +164,28 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "regscale-token-login: takes no arguments; regscale-tokend runs it "
 				"with a request on stdin\n");
-		return LOGIN_CONFIG;
+		return HELPER_CONFIG;
 	}
 
-	if (sodium_init() < 0 || login_http_init() < 0 ||
+	if (sodium_init() < 0 || helper_http_init() < 0 ||
 			!(input = sodium_malloc(REQUEST_MAX + 1)) ||
 			!(a.token = sodium_malloc(PROTO_MAX_TOKEN + 1))) {
-		helper_answer_set(&a, LOGIN_TRANSIENT, "cannot initialise libsodium or libcurl");
+		helper_answer_set(&a, HELPER_TRANSIENT, "cannot initialise libsodium or libcurl");
 	} else if ((n = read_all(STDIN_FILENO, input, REQUEST_MAX)) < 0) {
 		if (n == -EFBIG)
-			helper_answer_set(&a, LOGIN_CONFIG, "request larger than %d bytes",
+			helper_answer_set(&a, HELPER_CONFIG, "request larger than %d bytes",
 					REQUEST_MAX);
 		else
-			helper_answer_set(&a, LOGIN_TRANSIENT, "cannot read the request: %s",
+			helper_answer_set(&a, HELPER_TRANSIENT, "cannot read the request: %s",
 					strerror((int)-n));
-	} else if (login_request_parse(input, (size_t)n, &req, &a) >= 0) {
-		login_http_run(&req, &a);
+	} else if (helper_request_parse(input, (size_t)n, &req, &a) >= 0) {
+		helper_http_run(&req, &a);
 	}
 
 	log_line(&req, &a);
-	if (write_answer(&req, &a) < 0 && a.outcome == LOGIN_OK)
-		a.outcome = LOGIN_TRANSIENT; /* the daemon did not get the token */
+	if (write_answer(&req, &a) < 0 && a.outcome == HELPER_OK)
+		a.outcome = HELPER_TRANSIENT; /* the daemon did not get the token */
 	sodium_free(a.token);
-	login_http_cleanup();
+	helper_http_cleanup();
 	return (int)a.outcome;
 }

@@ -17,7 +17,7 @@
 
 #define TIMEOUT_MAX 3600
 
-void helper_answer_set(struct helper_answer *a, enum login_outcome outcome, const char *fmt, ...)
+void helper_answer_set(struct helper_answer *a, enum helper_outcome outcome, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -132,7 +132,7 @@ static bool version_valid(const char *v)
 	return true;
 }
 
-int login_request_parse(
+int helper_request_parse(
 		const char *msg, size_t len, struct helper_request *req, struct helper_answer *a)
 {
 	char name[FIELDS_MAX_NAME + 1];
@@ -154,40 +154,40 @@ int login_request_parse(
 		if (i == ELEMENTSOF(request_fields))
 			continue; /* a field from a newer daemon */
 		if (seen & (1u << i)) {
-			helper_answer_set(a, LOGIN_CONFIG, "request has field %s twice", name);
+			helper_answer_set(a, HELPER_CONFIG, "request has field %s twice", name);
 			return -EINVAL;
 		}
 		seen |= 1u << i;
 		if (!set_field(req, &request_fields[i], v, vlen)) {
-			helper_answer_set(a, LOGIN_CONFIG, "request field %s is not valid", name);
+			helper_answer_set(a, HELPER_CONFIG, "request field %s is not valid", name);
 			return -EINVAL;
 		}
 	}
 	if (r < 0) {
-		helper_answer_set(a, LOGIN_CONFIG, "request is malformed");
+		helper_answer_set(a, HELPER_CONFIG, "request is malformed");
 		return -EINVAL;
 	}
 
 	req->validate = strcmp(req->mode, "validate") == 0;
 	req->v2 = strcmp(req->api, "v2") == 0;
 	if (!req->validate && strcmp(req->mode, "login") != 0)
-		helper_answer_set(a, LOGIN_CONFIG, "request mode is not login or validate");
+		helper_answer_set(a, HELPER_CONFIG, "request mode is not login or validate");
 	else if (!req->v2 && strcmp(req->api, "v1") != 0)
-		helper_answer_set(a, LOGIN_CONFIG, "login_api is not v1 or v2");
+		helper_answer_set(a, HELPER_CONFIG, "login_api is not v1 or v2");
 	else if (!version_valid(req->version))
-		helper_answer_set(a, LOGIN_CONFIG, "user_agent_version is not valid");
+		helper_answer_set(a, HELPER_CONFIG, "user_agent_version is not valid");
 	else if (!req->url[0])
-		helper_answer_set(a, LOGIN_CONFIG, "no url configured");
+		helper_answer_set(a, HELPER_CONFIG, "no url configured");
 	else if (req->validate && !jwt_well_formed(req->token.data, req->token.len))
-		helper_answer_set(a, LOGIN_CONFIG, "no well-formed token to validate");
+		helper_answer_set(a, HELPER_CONFIG, "no well-formed token to validate");
 	else if (!req->validate &&
 			(!req->username[0] || !utf8_valid(req->username, strlen(req->username))))
-		helper_answer_set(a, LOGIN_CONFIG, "no username, or it is not valid UTF-8");
+		helper_answer_set(a, HELPER_CONFIG, "no username, or it is not valid UTF-8");
 	else if (!req->validate && (req->password.len == 0 || !utf8_valid(req->password.data,
 									      req->password.len)))
-		helper_answer_set(a, LOGIN_CONFIG, "no password, or it is not valid UTF-8");
+		helper_answer_set(a, HELPER_CONFIG, "no password, or it is not valid UTF-8");
 	else if (!req->validate && !utf8_valid(req->mfa.data, req->mfa.len))
-		helper_answer_set(a, LOGIN_CONFIG, "mfa code is not valid UTF-8");
+		helper_answer_set(a, HELPER_CONFIG, "mfa code is not valid UTF-8");
 	else
 		return 0;
 	return -EINVAL;
@@ -227,7 +227,7 @@ static void put_raw(char *buf, size_t *pos, const char *s)
 	*pos += n;
 }
 
-char *login_request_body(const struct helper_request *req, size_t *ret_len)
+char *helper_request_body(const struct helper_request *req, size_t *ret_len)
 {
 	size_t size, pos = 0;
 	char *b;

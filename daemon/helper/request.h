@@ -1,7 +1,7 @@
 /* The login helper's side of the pipe contract: the request regscale-tokend writes
  * (daemon/fields.h format, see login.c) as read and checked by regscale-token-login, the
  * answer it sends back, and the JSON body it posts to RegScale. No libcurl here, so the
- * whole of it is unit-tested. (struct login_request in login.h is the daemon's side.) */
+ * whole of it is unit-tested. (struct helper_input in login.h is the daemon's side.) */
 #pragma once
 
 #include <stdbool.h>
@@ -33,10 +33,10 @@ struct helper_request {
 };
 
 struct helper_answer {
-	enum login_outcome outcome;
+	enum helper_outcome outcome;
 	long http_status;
 	int64_t retry_after, expires_in;
-	char user_id[LOGIN_RESPONSE_MAX_USER_ID + 1];
+	char user_id[HELPER_RESPONSE_MAX_USER_ID + 1];
 	char message[256];
 	char *token; /* PROTO_MAX_TOKEN + 1 bytes of sodium memory, the caller's (main()) */
 	size_t token_len;
@@ -45,13 +45,13 @@ struct helper_answer {
 /* Sets a->outcome and a one-line a->message (every byte outside printable ASCII becomes
  * '?'); returns nothing. */
 __attribute__((format(printf, 3, 4))) void helper_answer_set(
-		struct helper_answer *a, enum login_outcome outcome, const char *fmt, ...);
+		struct helper_answer *a, enum helper_outcome outcome, const char *fmt, ...);
 
 /* Fills *req from the fields in msg[0..len); its secrets point into msg, which must outlive
- * req. Returns 0, or -EINVAL with LOGIN_CONFIG and a message set in *a. */
-int login_request_parse(
+ * req. Returns 0, or -EINVAL with HELPER_CONFIG and a message set in *a. */
+int helper_request_parse(
 		const char *msg, size_t len, struct helper_request *req, struct helper_answer *a);
 
 /* Returns the JSON body to POST for req in new sodium memory (the caller sodium_free()s it)
  * and its length in *ret_len, or NULL when out of memory. */
-char *login_request_body(const struct helper_request *req, size_t *ret_len);
+char *helper_request_body(const struct helper_request *req, size_t *ret_len);

@@ -5,12 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOGIN_RESPONSE_MAX_USER_ID 128
+#define HELPER_RESPONSE_MAX_USER_ID 128
 
-struct login_response {
+struct helper_response {
 	const char *token; /* points into the parsed JSON object's memory; see below */
 	size_t token_len;
-	char user_id[LOGIN_RESPONSE_MAX_USER_ID + 1];
+	char user_id[HELPER_RESPONSE_MAX_USER_ID + 1];
 	int64_t expires_in; /* -1 when absent */
 };
 
@@ -19,5 +19,5 @@ struct login_response {
  * string. The token must be a well-formed JWT. On success returns 0 and fills *ret; the
  * token is copied into token_buf[0..token_size) and ret->token points there. Returns
  * -EBADMSG with a static reason in *ret_message otherwise. */
-int login_response_parse(const char *body, size_t len, char *token_buf, size_t token_size,
-	struct login_response *ret, const char **ret_message);
+int helper_response_parse(const char *body, size_t len, char *token_buf, size_t token_size,
+	struct helper_response *ret, const char **ret_message);

@@ -1,4 +1,4 @@
-/* Fuzzes login_response_parse() (daemon/login_response.h): the login helper's reading of
+/* Fuzzes helper_response_parse() (daemon/login_response.h): the login helper's reading of
  * whatever the server (or anyone impersonating it) answers. Each input is parsed with a token
  * buffer of the size the helper uses and with a small one. Besides memory safety it checks
  * that a success carries a well-formed JWT, NUL-terminated inside the caller's buffer, and a
@@ -24,15 +24,15 @@ static bool all_zero(const char *p, size_t n)
 }
 
 static int parse(const uint8_t *data, size_t size, char *buf, size_t buf_size,
-		struct login_response *ret)
+		struct helper_response *ret)
 {
-	struct login_response before;
+	struct helper_response before;
 	const char *msg = NULL;
 	int r;
 
 	memset(ret, 0x5a, sizeof(*ret));
 	before = *ret;
-	r = login_response_parse((const char *)data, size, buf, buf_size, ret, &msg);
+	r = helper_response_parse((const char *)data, size, buf, buf_size, ret, &msg);
 	if (r < 0) {
 		FUZZ_CHECK(r == -EBADMSG);
 		FUZZ_CHECK(msg && msg[0] != '\0');
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* As login_http.c does: room for the longest token and its NUL. */
 	static char *big;
 	char small[SMALL_TOKEN];
-	struct login_response r_big, r_small;
+	struct helper_response r_big, r_small;
 	int k_big, k_small;
 
 	if (!big) {

@@ -54,8 +54,8 @@ static void build(const struct kv *f)
 
 static int parse(struct helper_request *req, struct helper_answer *a)
 {
-	*a = (struct helper_answer){.outcome = LOGIN_TRANSIENT};
-	return login_request_parse(msg, msg_len, req, a);
+	*a = (struct helper_answer){.outcome = HELPER_TRANSIENT};
+	return helper_request_parse(msg, msg_len, req, a);
 }
 
 /* Parses msg, builds the body and checks it is exactly expected. */
@@ -67,9 +67,9 @@ static void expect_body(const char *expected)
 	size_t len = 0;
 
 	assert_int_equal(parse(&req, &a), 0);
-	assert_int_equal(a.outcome, LOGIN_TRANSIENT); /* untouched on success */
+	assert_int_equal(a.outcome, HELPER_TRANSIENT); /* untouched on success */
 	assert_string_equal(a.message, "");
-	body = login_request_body(&req, &len);
+	body = helper_request_body(&req, &len);
 	assert_non_null(body);
 	assert_int_equal(len, strlen(expected));
 	assert_memory_equal(body, expected, len);
@@ -83,7 +83,7 @@ static void expect_refused(const char *message)
 	struct helper_answer a;
 
 	assert_int_equal(parse(&req, &a), -EINVAL);
-	assert_int_equal(a.outcome, LOGIN_CONFIG);
+	assert_int_equal(a.outcome, HELPER_CONFIG);
 	assert_string_equal(a.message, message);
 }
 
@@ -177,7 +177,7 @@ static void test_roundtrip(void **state)
 	build((const struct kv[]){LOGIN_FIELDS, KV("username", "bob"), {"password", password, n},
 			KV("mfa", "\"\\\n"), END});
 	assert_int_equal(parse(&req, &a), 0);
-	body = login_request_body(&req, &len);
+	body = helper_request_body(&req, &len);
 	assert_non_null(body);
 
 	/* The body has a length, not a NUL: the guard page after it catches a read past len. */
@@ -333,16 +333,16 @@ static void test_refused_credentials(void **state)
 
 static void test_answer_set(void **state)
 {
-	struct helper_answer a = {.outcome = LOGIN_OK};
+	struct helper_answer a = {.outcome = HELPER_OK};
 	char longer[600];
 
-	helper_answer_set(&a, LOGIN_PROTOCOL, "HTTP %d, %s", 200, "caf\xc3\xa9\n\x7f");
-	assert_int_equal(a.outcome, LOGIN_PROTOCOL);
+	helper_answer_set(&a, HELPER_PROTOCOL, "HTTP %d, %s", 200, "caf\xc3\xa9\n\x7f");
+	assert_int_equal(a.outcome, HELPER_PROTOCOL);
 	assert_string_equal(a.message, "HTTP 200, caf????");
 
 	memset(longer, 'x', sizeof(longer) - 1);
 	longer[sizeof(longer) - 1] = '\0';
-	helper_answer_set(&a, LOGIN_OK, "%s", longer);
+	helper_answer_set(&a, HELPER_OK, "%s", longer);
 	assert_int_equal(strlen(a.message), sizeof(a.message) - 1);
 }
 

@@ -18,11 +18,11 @@ static char token_buf[PROTO_MAX_TOKEN + 1];
 
 static void expect_ok(const char *body, const char *user_id, int64_t expires_in)
 {
-	struct login_response r;
+	struct helper_response r;
 	const char *m = NULL;
 
 	memset(token_buf, 'Z', sizeof(token_buf));
-	assert_int_equal(login_response_parse(
+	assert_int_equal(helper_response_parse(
 					 body, strlen(body), token_buf, sizeof(token_buf), &r, &m),
 			0);
 	assert_ptr_equal(r.token, token_buf);
@@ -34,11 +34,11 @@ static void expect_ok(const char *body, const char *user_id, int64_t expires_in)
 
 static void expect_error_len(const char *body, size_t len, const char *message)
 {
-	struct login_response r = {.token = (const char *)0x1, .expires_in = 4242};
+	struct helper_response r = {.token = (const char *)0x1, .expires_in = 4242};
 	const char *m = NULL;
 
 	memset(token_buf, 'Z', sizeof(token_buf));
-	assert_int_equal(login_response_parse(body, len, token_buf, sizeof(token_buf), &r, &m),
+	assert_int_equal(helper_response_parse(body, len, token_buf, sizeof(token_buf), &r, &m),
 			-EBADMSG);
 	assert_non_null(m);
 	assert_string_equal(m, message);
@@ -213,16 +213,16 @@ static void test_huge(void **state)
 	body[size] = '\0';
 	expect_error_len(body, size, "response too large");
 	/* Just below the cap it is fine. */
-	struct login_response r;
+	struct helper_response r;
 	const char *m;
-	assert_int_equal(login_response_parse(
+	assert_int_equal(helper_response_parse(
 					 body, 1024 * 1024, token_buf, sizeof(token_buf), &r, &m),
 			0);
 	/* A huge string value within the cap */
 	prefix = snprintf(body, size, "{\"auth_token\":\"%s\",\"junk\":\"", JWT);
 	memset(body + prefix, 'x', 1000 * 1000);
 	snprintf(body + prefix + 1000 * 1000, 8, "\"}");
-	assert_int_equal(login_response_parse(
+	assert_int_equal(helper_response_parse(
 					 body, strlen(body), token_buf, sizeof(token_buf), &r, &m),
 			0);
 	free(body);
@@ -231,14 +231,14 @@ static void test_huge(void **state)
 static void test_token_buffer(void **state)
 {
 	const char *body = "{\"auth_token\":\"" JWT "\"}";
-	struct login_response r;
+	struct helper_response r;
 	char small[sizeof(JWT)];
 	const char *m = NULL;
 
 	/* Exactly enough room for the token and its NUL */
-	assert_int_equal(login_response_parse(body, strlen(body), small, sizeof(small), &r, &m), 0);
+	assert_int_equal(helper_response_parse(body, strlen(body), small, sizeof(small), &r, &m), 0);
 	assert_string_equal(small, JWT);
-	assert_int_equal(login_response_parse(body, strlen(body), small, sizeof(small) - 1, &r, &m),
+	assert_int_equal(helper_response_parse(body, strlen(body), small, sizeof(small) - 1, &r, &m),
 			-EBADMSG);
 	assert_string_equal(m, "token too long");
 

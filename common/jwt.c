@@ -9,7 +9,6 @@
 #include <sodium.h>
 
 #include "common/jwt.h"
-#include "proto/proto.h"
 
 /* Header and payload are small JSON objects; anything nested deeper is not a JWT we know. */
 #define JWT_MAX_DEPTH 16
@@ -25,7 +24,7 @@ static bool split(const char *token, size_t len, size_t ret_start[3], size_t ret
 {
 	size_t part = 0, start = 0;
 
-	if (!token || len == 0 || len > PROTO_MAX_TOKEN)
+	if (!token || len == 0 || len > JWT_MAX_LEN)
 		return false;
 
 	for (size_t i = 0; i <= len; i++) {
@@ -218,7 +217,7 @@ int jwt_parse(const char *token, size_t len, struct jwt_claims *ret, const char 
 		message = "token is empty";
 		goto finish;
 	}
-	if (len > PROTO_MAX_TOKEN) {
+	if (len > JWT_MAX_LEN) {
 		message = "token is too long";
 		goto finish;
 	}

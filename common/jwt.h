@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Longest JWT accepted, in bytes (proto/proto.h serves the same limit). */
+#define JWT_MAX_LEN 16384
+
 #define JWT_MAX_USER_ID 128
 
 struct jwt_claims {
@@ -19,7 +22,7 @@ struct jwt_claims {
 };
 
 /* Returns true if token[0..len) has the shape of a JWT: three non-empty base64url parts
- * separated by two dots, nothing else, at most PROTO_MAX_TOKEN bytes. */
+ * separated by two dots, nothing else, at most JWT_MAX_LEN bytes. */
 bool jwt_well_formed(const char *token, size_t len);
 
 /* Parses the claims of token[0..len). Returns 0 and fills *ret, or -EINVAL with a static

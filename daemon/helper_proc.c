@@ -12,12 +12,7 @@
 #include "common/fields.h"
 #include "daemon/log.h"
 #include "daemon/helper_proc.h"
-#include "proto/proto.h"
 #include "common/util.h"
-
-/* The request holds a password; the answer a token. Both stay in guarded memory. */
-#define LOGIN_MAX_REQUEST (16 * 1024 + PROTO_MAX_TOKEN)
-#define LOGIN_MAX_ANSWER (8 * 1024 + PROTO_MAX_TOKEN)
 
 /* The helper enforces the total timeout itself; this is the backstop for a helper that
  * hangs anyway. */
@@ -39,36 +34,6 @@ struct helper_proc {
 	helper_done_t done;
 	void *userdata;
 };
-
-const char *helper_outcome_name(enum helper_outcome o)
-{
-	switch (o) {
-	case HELPER_OK:
-		return "ok";
-	case HELPER_REJECTED:
-		return "rejected";
-	case HELPER_TRANSIENT:
-		return "transient";
-	case HELPER_PROTOCOL:
-		return "protocol";
-	case HELPER_CONFIG:
-		return "config";
-	}
-	return "unknown";
-}
-
-static int outcome_from_name(const char *v, size_t len)
-{
-	static const enum helper_outcome all[] = {HELPER_OK, HELPER_REJECTED, HELPER_TRANSIENT,
-		HELPER_PROTOCOL, HELPER_CONFIG};
-
-	for (size_t i = 0; i < ELEMENTSOF(all); i++) {
-		const char *name = helper_outcome_name(all[i]);
-		if (strlen(name) == len && memcmp(name, v, len) == 0)
-			return (int)all[i];
-	}
-	return -EINVAL;
-}
 
 struct helper_proc *helper_free(struct helper_proc *l)
 {
@@ -111,19 +76,19 @@ static int parse_answer(struct helper_proc *l, struct helper_result *r)
 	int k, outcome = -1;
 
 	while ((k = fields_next(l->answer->data, l->answer->len, &pos, name, &v, &len)) > 0) {
-		if (strcmp(name, "outcome") == 0)
-			outcome = outcome_from_name(v, len);
-		else if (strcmp(name, "http_status") == 0 && fields_parse_int(v, len, &n) == 0)
+		if (strcmp(name, PIPE_F_OUTCOME) == 0)
+			outcome = helper_outcome_from_name(v, len);
+		else if (strcmp(name, PIPE_F_HTTP_STATUS) == 0 && fields_parse_int(v, len, &n) == 0)
 			r->http_status = (int)n;
-		else if (strcmp(name, "retry_after") == 0 && fields_parse_int(v, len, &n) == 0)
+		else if (strcmp(name, PIPE_F_RETRY_AFTER) == 0 && fields_parse_int(v, len, &n) == 0)
 			r->retry_after = n;
-		else if (strcmp(name, "expires_in") == 0 && fields_parse_int(v, len, &n) == 0)
+		else if (strcmp(name, PIPE_F_EXPIRES_IN) == 0 && fields_parse_int(v, len, &n) == 0)
 			r->expires_in = n;
-		else if (strcmp(name, "user_id") == 0)
+		else if (strcmp(name, PIPE_F_USER_ID) == 0)
 			copy_text(r->user_id, sizeof(r->user_id), v, len);
-		else if (strcmp(name, "message") == 0)
+		else if (strcmp(name, PIPE_F_MESSAGE) == 0)
 			copy_text(r->message, sizeof(r->message), v, len);
-		else if (strcmp(name, "token") == 0 && !r->token) {
+		else if (strcmp(name, PIPE_F_TOKEN) == 0 && !r->token) {
 			r->token = secret_new_from(v, len);
 			if (!r->token)
 				return -ENOMEM;
@@ -202,7 +167,7 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	ssize_t n;
 
 	if (room == 0) {
-		log_warning("login helper answer is larger than %d bytes; killing it", LOGIN_MAX_ANSWER);
+		log_warning("login helper answer is larger than %d bytes; killing it", PIPE_MAX_ANSWER);
 		(void)kill(l->pid, SIGKILL);
 		l->killed = true;
 		n = 0;
@@ -258,23 +223,23 @@ static int build_request(const struct helper_input *req, struct secret *buf)
 #define PUT(name, v, n) (r = r < 0 ? r : fields_put(buf->data, buf->size, &pos, name, v, n))
 #define PUT_STR(name, s) PUT(name, s, strlen(s))
 #define PUT_INT(name, i) (r = r < 0 ? r : fields_put_int(buf->data, buf->size, &pos, name, i))
-	PUT_STR("mode", req->mode == HELPER_MODE_LOGIN ? "login" : "validate");
-	PUT_STR("url", c->url ? c->url : "");
-	PUT_STR("login_api", c->login_api == LOGIN_API_V2 ? "v2" : "v1");
+	PUT_STR(PIPE_F_MODE, req->mode == HELPER_MODE_LOGIN ? PIPE_MODE_LOGIN : PIPE_MODE_VALIDATE);
+	PUT_STR(PIPE_F_URL, c->url ? c->url : "");
+	PUT_STR(PIPE_F_LOGIN_API, c->login_api == LOGIN_API_V2 ? PIPE_API_V2 : PIPE_API_V1);
 	if (c->ca_file)
-		PUT_STR("ca_file", c->ca_file);
+		PUT_STR(PIPE_F_CA_FILE, c->ca_file);
 	if (c->proxy)
-		PUT_STR("proxy", c->proxy);
-	PUT_INT("connect_timeout", (int64_t)c->connect_timeout_sec);
-	PUT_INT("total_timeout", (int64_t)c->total_timeout_sec);
-	PUT_STR("user_agent_version", RT_VERSION);
+		PUT_STR(PIPE_F_PROXY, c->proxy);
+	PUT_INT(PIPE_F_CONNECT_TIMEOUT, (int64_t)c->connect_timeout_sec);
+	PUT_INT(PIPE_F_TOTAL_TIMEOUT, (int64_t)c->total_timeout_sec);
+	PUT_STR(PIPE_F_VERSION, RT_VERSION);
 	if (req->mode == HELPER_MODE_LOGIN) {
-		PUT_STR("username", req->username ? req->username : "");
-		PUT("password", req->password->data, req->password->len);
+		PUT_STR(PIPE_F_USERNAME, req->username ? req->username : "");
+		PUT(PIPE_F_PASSWORD, req->password->data, req->password->len);
 		if (req->mfa && req->mfa[0])
-			PUT_STR("mfa", req->mfa);
+			PUT_STR(PIPE_F_MFA, req->mfa);
 	} else
-		PUT("token", req->token->data, req->token->len);
+		PUT(PIPE_F_TOKEN, req->token->data, req->token->len);
 #undef PUT
 #undef PUT_STR
 #undef PUT_INT
@@ -323,8 +288,8 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
 	l->in_fd = l->out_fd = -EBADF;
 	l->done = done;
 	l->userdata = userdata;
-	l->request = secret_new(LOGIN_MAX_REQUEST);
-	l->answer = secret_new(LOGIN_MAX_ANSWER + 1);
+	l->request = secret_new(PIPE_MAX_REQUEST);
+	l->answer = secret_new(PIPE_MAX_ANSWER + 1);
 	if (!l->request || !l->answer) {
 		r = -ENOMEM;
 		goto fail;

@@ -1,7 +1,7 @@
-/* The one interface between the daemon and the code that talks to RegScale: a login (or a
- * token validation) runs in a short-lived helper process, regscale-token-login, which the
- * daemon feeds through a pipe and whose answer it reads from a pipe into guarded memory.
- * The daemon never links libcurl and never parses server data itself. */
+/* The daemon's side of the pipe contract (daemon/helper/pipe.h): a login (or a token
+ * validation) runs in a short-lived helper process, regscale-token-login, which the daemon
+ * feeds through a pipe and whose answer it reads from a pipe into guarded memory. The daemon
+ * never links libcurl and never parses server data itself. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,15 +10,7 @@
 
 #include "daemon/config.h"
 #include "common/secret.h"
-
-/* What the helper's exit status and answer say. Stable: also the helper's exit codes. */
-enum helper_outcome {
-	HELPER_OK = 0,            /* a token (login) or a confirmation (validate) */
-	HELPER_REJECTED = 10,     /* 400/401/403: the credentials or token are wrong; never retried */
-	HELPER_TRANSIENT = 11,    /* network, DNS, TLS, timeout, 5xx, 429, helper crash: retry */
-	HELPER_PROTOCOL = 12,     /* the server answered, but not in a form we understand */
-	HELPER_CONFIG = 13,       /* bad URL, unreadable CA file...: retrying will not help */
-};
+#include "daemon/helper/pipe.h"
 
 enum helper_mode {
 	HELPER_MODE_LOGIN,    /* POST /api/authentication/login */
@@ -30,8 +22,8 @@ struct helper_result {
 	int http_status;     /* 0 when no HTTP answer came */
 	int64_t retry_after; /* seconds from a Retry-After header, -1 when none */
 	int64_t expires_in;  /* seconds from an "expires_in" field, -1 when none */
-	char user_id[129];   /* from the login answer, may be empty */
-	char message[256];   /* one line for logs and status: no secret bytes */
+	char user_id[PIPE_MAX_USER_ID + 1]; /* from the login answer, may be empty */
+	char message[PIPE_MAX_MESSAGE]; /* one line for logs and status: no secret bytes */
 	struct secret *token; /* the JWT on HELPER_OK in login mode, else NULL; owned by the result */
 };
 
@@ -61,5 +53,3 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
  * done. Accepts NULL, returns NULL. */
 struct helper_proc *helper_free(struct helper_proc *l);
 
-/* Returns the wire/log name of an outcome ("ok", "rejected"...). */
-const char *helper_outcome_name(enum helper_outcome o);

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "common/jwt.h"
+
 /* Protocol version carried as "v" in every reply and accepted in requests. */
 #define PROTO_VERSION 1
 
@@ -20,7 +22,7 @@
 #define PROTO_MAX_DEPTH 8
 
 /* Longest JWT the daemon stores or serves, in bytes. */
-#define PROTO_MAX_TOKEN 16384
+#define PROTO_MAX_TOKEN JWT_MAX_LEN /* 16384 */
 
 /* Longest "op" name. */
 #define PROTO_MAX_OP 32

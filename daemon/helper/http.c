@@ -1,4 +1,4 @@
-/* The HTTPS exchange, see login_http.h. libcurl and OpenSSL keep their own copies of the
+/* The HTTPS exchange, see http.h. libcurl and OpenSSL keep their own copies of the
  * password and token, which is why this runs in a short-lived, non-dumpable process; the
  * body and the answer stay in sodium memory on our side. */
 #include <arpa/inet.h>
@@ -16,7 +16,6 @@
 
 #include "daemon/helper/http.h"
 #include "daemon/helper/response.h"
-#include "proto/proto.h"
 #include "common/util.h"
 
 #define RESPONSE_MAX    (1024 * 1024)
@@ -224,7 +223,7 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 		struct helper_response r;
 		const char *why;
 
-		if (helper_response_parse(b->data, b->len, a->token, PROTO_MAX_TOKEN + 1, &r, &why) <
+		if (helper_response_parse(b->data, b->len, a->token, PIPE_MAX_TOKEN + 1, &r, &why) <
 				0) {
 			helper_answer_set(
 					a, HELPER_PROTOCOL, "HTTP 200, unexpected answer: %s", why);

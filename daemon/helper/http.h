@@ -13,6 +13,6 @@ void helper_http_cleanup(void);
 
 /* POSTs req's body to its endpoint and fills *a: outcome, message, HTTP status, Retry-After,
  * and for a successful login the token into a->token (caller-owned sodium memory of
- * PROTO_MAX_TOKEN + 1 bytes), its length, expires_in and user_id. Returns nothing: every
+ * PIPE_MAX_TOKEN + 1 bytes), its length, expires_in and user_id. Returns nothing: every
  * failure is an outcome in *a. */
 void helper_http_run(const struct helper_request *req, struct helper_answer *a);

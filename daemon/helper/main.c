@@ -1,10 +1,10 @@
 /* regscale-token-login: one HTTPS exchange with RegScale per run. regscale-tokend writes a
- * request (daemon/fields.h) on stdin, this program logs in (or validates a token), writes
+ * request (daemon/helper/pipe.h) on stdin, this program logs in (or validates a token), writes
  * the answer on stdout, logs one line on stderr and exits with the enum helper_outcome. The
  * password and token stay in libsodium memory here; libcurl and OpenSSL keep copies in
  * their own buffers, which is why this runs in a short-lived, non-dumpable process.
  *
- * login_request.c reads the request and builds the body, login_http.c talks to RegScale;
+ * request.c reads the request and builds the body, http.c talks to RegScale;
  * this file runs them in order and speaks on stdin, stdout and stderr. */
 #include <errno.h>
 #include <signal.h>
@@ -20,19 +20,7 @@
 #include "common/fields.h"
 #include "daemon/helper/http.h"
 #include "daemon/helper/request.h"
-#include "proto/proto.h"
 #include "common/util.h"
-
-#define REQUEST_MAX (64 * 1024)
-#define ANSWER_MAX  (PROTO_MAX_TOKEN + 2048)
-
-static const char *const outcome_names[] = {
-		[HELPER_OK] = "ok",
-		[HELPER_REJECTED] = "rejected",
-		[HELPER_TRANSIENT] = "transient",
-		[HELPER_PROTOCOL] = "protocol",
-		[HELPER_CONFIG] = "config",
-};
 
 /* Logs the one line for this run: the user is quoted, the password and token never appear. */
 static void log_line(const struct helper_request *req, const struct helper_answer *a)
@@ -86,23 +74,23 @@ static void log_line(const struct helper_request *req, const struct helper_answe
 /* Writes the answer as fields on stdout, the token last. Returns 0 or -errno. */
 static int write_answer(const struct helper_request *req, const struct helper_answer *a)
 {
-	_cleanup_(sodium_freep) char *buf = sodium_malloc(ANSWER_MAX);
+	_cleanup_(sodium_freep) char *buf = sodium_malloc(PIPE_MAX_ANSWER);
 	size_t pos = 0, done = 0;
-	const char *outcome = outcome_names[a->outcome];
+	const char *outcome = helper_outcome_name(a->outcome);
 
 	if (!buf)
 		return -ENOMEM;
-	if (fields_put(buf, ANSWER_MAX, &pos, "outcome", outcome, strlen(outcome)) < 0 ||
-			fields_put_int(buf, ANSWER_MAX, &pos, "http_status", a->http_status) < 0 ||
-			fields_put_int(buf, ANSWER_MAX, &pos, "retry_after", a->retry_after) < 0 ||
-			fields_put_int(buf, ANSWER_MAX, &pos, "expires_in", a->expires_in) < 0 ||
-			fields_put(buf, ANSWER_MAX, &pos, "user_id", a->user_id,
+	if (fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_OUTCOME, outcome, strlen(outcome)) < 0 ||
+			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_HTTP_STATUS, a->http_status) < 0 ||
+			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_RETRY_AFTER, a->retry_after) < 0 ||
+			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_EXPIRES_IN, a->expires_in) < 0 ||
+			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_USER_ID, a->user_id,
 					strlen(a->user_id)) < 0 ||
-			fields_put(buf, ANSWER_MAX, &pos, "message", a->message,
+			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_MESSAGE, a->message,
 					strlen(a->message)) < 0)
 		return -ENOBUFS;
 	if (a->outcome == HELPER_OK && !req->validate &&
-			fields_put(buf, ANSWER_MAX, &pos, "token", a->token, a->token_len) < 0)
+			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_TOKEN, a->token, a->token_len) < 0)
 		return -ENOBUFS;
 
 	while (done < pos) {
@@ -168,13 +156,13 @@ int main(int argc, char **argv)
 	}
 
 	if (sodium_init() < 0 || helper_http_init() < 0 ||
-			!(input = sodium_malloc(REQUEST_MAX + 1)) ||
-			!(a.token = sodium_malloc(PROTO_MAX_TOKEN + 1))) {
+			!(input = sodium_malloc(PIPE_MAX_REQUEST + 1)) ||
+			!(a.token = sodium_malloc(PIPE_MAX_TOKEN + 1))) {
 		helper_answer_set(&a, HELPER_TRANSIENT, "cannot initialise libsodium or libcurl");
-	} else if ((n = read_all(STDIN_FILENO, input, REQUEST_MAX)) < 0) {
+	} else if ((n = read_all(STDIN_FILENO, input, PIPE_MAX_REQUEST)) < 0) {
 		if (n == -EFBIG)
 			helper_answer_set(&a, HELPER_CONFIG, "request larger than %d bytes",
-					REQUEST_MAX);
+					PIPE_MAX_REQUEST);
 		else
 			helper_answer_set(&a, HELPER_TRANSIENT, "cannot read the request: %s",
 					strerror((int)-n));

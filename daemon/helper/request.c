@@ -1,4 +1,4 @@
-/* Reading the login helper's request and building the body it posts, see login_request.h.
+/* Reading the login helper's request and building the body it posts, see request.h.
  * The password and token are never copied out of sodium memory: they are referenced in the
  * request message and escaped straight into the body. */
 #include <errno.h>
@@ -14,8 +14,6 @@
 #include "common/jwt.h"
 #include "daemon/helper/request.h"
 #include "common/util.h"
-
-#define TIMEOUT_MAX 3600
 
 void helper_answer_set(struct helper_answer *a, enum helper_outcome outcome, const char *fmt, ...)
 {
@@ -82,18 +80,18 @@ static const struct field_def {
 	enum field_kind kind;
 	size_t offset, size;
 } request_fields[] = {
-		STR("mode", mode),
-		STR("url", url),
-		STR("login_api", api),
-		STR("ca_file", ca_file),
-		STR("proxy", proxy),
-		FIELD("connect_timeout", FIELD_INT, connect_timeout),
-		FIELD("total_timeout", FIELD_INT, total_timeout),
-		STR("user_agent_version", version),
-		STR("username", username),
-		FIELD("password", FIELD_SECRET, password),
-		FIELD("mfa", FIELD_SECRET, mfa),
-		FIELD("token", FIELD_SECRET, token),
+		STR(PIPE_F_MODE, mode),
+		STR(PIPE_F_URL, url),
+		STR(PIPE_F_LOGIN_API, api),
+		STR(PIPE_F_CA_FILE, ca_file),
+		STR(PIPE_F_PROXY, proxy),
+		FIELD(PIPE_F_CONNECT_TIMEOUT, FIELD_INT, connect_timeout),
+		FIELD(PIPE_F_TOTAL_TIMEOUT, FIELD_INT, total_timeout),
+		STR(PIPE_F_VERSION, version),
+		STR(PIPE_F_USERNAME, username),
+		FIELD(PIPE_F_PASSWORD, FIELD_SECRET, password),
+		FIELD(PIPE_F_MFA, FIELD_SECRET, mfa),
+		FIELD(PIPE_F_TOKEN, FIELD_SECRET, token),
 };
 
 /* Stores one field's value in req; false if it is not valid. */
@@ -113,7 +111,7 @@ static bool set_field(
 		p[len] = '\0';
 		return true;
 	case FIELD_INT:
-		return fields_parse_int(v, len, num) >= 0 && *num >= 1 && *num <= TIMEOUT_MAX;
+		return fields_parse_int(v, len, num) >= 0 && *num >= 1 && *num <= PIPE_MAX_TIMEOUT;
 	case FIELD_SECRET:
 		*ref = (struct secret_ref){v, len};
 		return true;
@@ -141,7 +139,7 @@ int helper_request_parse(
 	const char *v;
 	int r;
 
-	*req = (struct helper_request){.api = "v1",
+	*req = (struct helper_request){.api = PIPE_API_V1,
 			.version = RT_VERSION,
 			.connect_timeout = 10,
 			.total_timeout = 30};
@@ -168,11 +166,11 @@ int helper_request_parse(
 		return -EINVAL;
 	}
 
-	req->validate = strcmp(req->mode, "validate") == 0;
-	req->v2 = strcmp(req->api, "v2") == 0;
-	if (!req->validate && strcmp(req->mode, "login") != 0)
+	req->validate = strcmp(req->mode, PIPE_MODE_VALIDATE) == 0;
+	req->v2 = strcmp(req->api, PIPE_API_V2) == 0;
+	if (!req->validate && strcmp(req->mode, PIPE_MODE_LOGIN) != 0)
 		helper_answer_set(a, HELPER_CONFIG, "request mode is not login or validate");
-	else if (!req->v2 && strcmp(req->api, "v1") != 0)
+	else if (!req->v2 && strcmp(req->api, PIPE_API_V1) != 0)
 		helper_answer_set(a, HELPER_CONFIG, "login_api is not v1 or v2");
 	else if (!version_valid(req->version))
 		helper_answer_set(a, HELPER_CONFIG, "user_agent_version is not valid");

@@ -1,7 +1,7 @@
 /* The login helper's side of the pipe contract: the request regscale-tokend writes
- * (daemon/fields.h format, see login.c) as read and checked by regscale-token-login, the
+ * (daemon/helper/pipe.h) as read and checked by regscale-token-login, the
  * answer it sends back, and the JSON body it posts to RegScale. No libcurl here, so the
- * whole of it is unit-tested. (struct helper_input in login.h is the daemon's side.) */
+ * whole of it is unit-tested. (daemon/helper_proc.c is the daemon's side.) */
 #pragma once
 
 #include <stdbool.h>
@@ -10,7 +10,7 @@
 
 #include <sodium.h>
 
-#include "daemon/helper_proc.h"
+#include "daemon/helper/pipe.h"
 #include "daemon/helper/response.h"
 
 /* For _cleanup_: frees (and wipes) sodium memory. */
@@ -36,9 +36,9 @@ struct helper_answer {
 	enum helper_outcome outcome;
 	long http_status;
 	int64_t retry_after, expires_in;
-	char user_id[HELPER_RESPONSE_MAX_USER_ID + 1];
-	char message[256];
-	char *token; /* PROTO_MAX_TOKEN + 1 bytes of sodium memory, the caller's (main()) */
+	char user_id[PIPE_MAX_USER_ID + 1];
+	char message[PIPE_MAX_MESSAGE];
+	char *token; /* PIPE_MAX_TOKEN + 1 bytes of sodium memory, the caller's (main()) */
 	size_t token_len;
 };
 

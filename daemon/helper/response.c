@@ -120,7 +120,7 @@ static bool parse_one(const char *text, size_t len, struct json_object **ret)
 
 /* Reads "id" from o into user_id: a string of printable ASCII or an integer; absent or null
  * leaves it empty. Returns false for anything else. */
-static bool get_user_id(struct json_object *o, char user_id[HELPER_RESPONSE_MAX_USER_ID + 1])
+static bool get_user_id(struct json_object *o, char user_id[PIPE_MAX_USER_ID + 1])
 {
 	struct json_object *id;
 
@@ -131,10 +131,10 @@ static bool get_user_id(struct json_object *o, char user_id[HELPER_RESPONSE_MAX_
 	if (json_object_is_type(id, json_type_int)) {
 		/* json-c keeps large positive integers as uint64. */
 		if (json_object_get_int64(id) == INT64_MAX)
-			snprintf(user_id, HELPER_RESPONSE_MAX_USER_ID + 1, "%" PRIu64,
+			snprintf(user_id, PIPE_MAX_USER_ID + 1, "%" PRIu64,
 					json_object_get_uint64(id));
 		else
-			snprintf(user_id, HELPER_RESPONSE_MAX_USER_ID + 1, "%" PRId64,
+			snprintf(user_id, PIPE_MAX_USER_ID + 1, "%" PRId64,
 					json_object_get_int64(id));
 		return true;
 	}
@@ -143,7 +143,7 @@ static bool get_user_id(struct json_object *o, char user_id[HELPER_RESPONSE_MAX_
 
 	const char *s = json_object_get_string(id);
 	size_t n = (size_t)json_object_get_string_len(id);
-	if (n > HELPER_RESPONSE_MAX_USER_ID)
+	if (n > PIPE_MAX_USER_ID)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (s[i] < 0x20 || s[i] > 0x7e)

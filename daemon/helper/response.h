@@ -5,12 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HELPER_RESPONSE_MAX_USER_ID 128
+#include "daemon/helper/pipe.h"
+
 
 struct helper_response {
 	const char *token; /* points into the parsed JSON object's memory; see below */
 	size_t token_len;
-	char user_id[HELPER_RESPONSE_MAX_USER_ID + 1];
+	char user_id[PIPE_MAX_USER_ID + 1];
 	int64_t expires_in; /* -1 when absent */
 };
 

@@ -1,4 +1,4 @@
-/* Fuzzes helper_response_parse() (daemon/login_response.h): the login helper's reading of
+/* Fuzzes helper_response_parse() (daemon/helper/response.h): the login helper's reading of
  * whatever the server (or anyone impersonating it) answers. Each input is parsed with a token
  * buffer of the size the helper uses and with a small one. Besides memory safety it checks
  * that a success carries a well-formed JWT, NUL-terminated inside the caller's buffer, and a
@@ -53,7 +53,7 @@ static int parse(const uint8_t *data, size_t size, char *buf, size_t buf_size,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* As login_http.c does: room for the longest token and its NUL. */
+	/* As daemon/helper/http.c does: room for the longest token and its NUL. */
 	static char *big;
 	char small[SMALL_TOKEN];
 	struct helper_response r_big, r_small;

@@ -1,0 +1,121 @@
+/* The pipe contract between regscale-tokend and regscale-token-login: the one header both
+ * programs include, as proto/proto.h is for the socket. Change it only on both sides at once.
+ *
+ * One run of the helper is one exchange with RegScale:
+ *   1. The daemon spawns the helper with its stdin and stdout on pipes (stderr is the
+ *      daemon's log) and writes one request, then closes the pipe (end of request).
+ *   2. The helper does one HTTPS exchange, writes one answer on stdout, logs one line on
+ *      stderr and exits with the answer's outcome as its exit status.
+ *
+ * Both messages are sequences of fields "NAME LEN\nBYTES\n" (common/fields.h): binary-safe,
+ * parsed in place, so secrets never leave guarded memory. Unknown fields are ignored (a newer
+ * daemon may send more); a field given twice is an error.
+ *
+ * Request fields (daemon -> helper):
+ *   mode               "login" or "validate"
+ *   url                RegScale base URL, checked by the daemon's config and again here
+ *   login_api          "v1" or "v2"
+ *   ca_file, proxy     optional
+ *   connect_timeout    seconds, 1..PIPE_MAX_TIMEOUT
+ *   total_timeout      seconds, 1..PIPE_MAX_TIMEOUT
+ *   user_agent_version the daemon's version, [0-9a-z.-]
+ *   username, password, mfa (optional)   login mode
+ *   token              validate mode: the JWT to check
+ *
+ * Answer fields (helper -> daemon), the token last:
+ *   outcome            helper_outcome_name(); equal to the exit status
+ *   http_status        0 when no HTTP answer came
+ *   retry_after        seconds from a Retry-After header, -1 when none
+ *   expires_in         seconds from an "expires_in" answer field, -1 when none
+ *   user_id            from the login answer, may be empty, printable ASCII
+ *   message            one line for the log and status: printable ASCII, no secret bytes
+ *   token              login mode with outcome "ok" only: the JWT */
+#pragma once
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "common/jwt.h"
+
+/* Longest request and answer messages, in bytes. */
+#define PIPE_MAX_REQUEST (16 * 1024 + PIPE_MAX_TOKEN)
+#define PIPE_MAX_ANSWER  (8 * 1024 + PIPE_MAX_TOKEN)
+
+/* Longest token either side accepts: the longest JWT the daemon stores. */
+#define PIPE_MAX_TOKEN JWT_MAX_LEN
+
+/* Longest user id in an answer, and longest message (NUL included). */
+#define PIPE_MAX_USER_ID JWT_MAX_USER_ID
+#define PIPE_MAX_MESSAGE 256
+
+/* Largest connect_timeout and total_timeout the helper accepts, seconds. */
+#define PIPE_MAX_TIMEOUT 3600
+
+/* Field names. */
+#define PIPE_F_MODE            "mode"
+#define PIPE_F_URL             "url"
+#define PIPE_F_LOGIN_API       "login_api"
+#define PIPE_F_CA_FILE         "ca_file"
+#define PIPE_F_PROXY           "proxy"
+#define PIPE_F_CONNECT_TIMEOUT "connect_timeout"
+#define PIPE_F_TOTAL_TIMEOUT   "total_timeout"
+#define PIPE_F_VERSION         "user_agent_version"
+#define PIPE_F_USERNAME        "username"
+#define PIPE_F_PASSWORD        "password"
+#define PIPE_F_MFA             "mfa"
+#define PIPE_F_TOKEN           "token"
+#define PIPE_F_OUTCOME         "outcome"
+#define PIPE_F_HTTP_STATUS     "http_status"
+#define PIPE_F_RETRY_AFTER     "retry_after"
+#define PIPE_F_EXPIRES_IN      "expires_in"
+#define PIPE_F_USER_ID         "user_id"
+#define PIPE_F_MESSAGE         "message"
+
+/* Values of the mode and login_api fields. */
+#define PIPE_MODE_LOGIN    "login"
+#define PIPE_MODE_VALIDATE "validate"
+#define PIPE_API_V1        "v1"
+#define PIPE_API_V2        "v2"
+
+/* What the helper's answer and exit status say. Stable: they are its exit codes. */
+enum helper_outcome {
+	HELPER_OK = 0,         /* a token (login) or a confirmation (validate) */
+	HELPER_REJECTED = 10,  /* 400/401/403: the credentials or token are wrong; never retried */
+	HELPER_TRANSIENT = 11, /* network, DNS, TLS, timeout, 5xx, 429, helper crash: retry */
+	HELPER_PROTOCOL = 12,  /* the server answered, but not in a form we understand */
+	HELPER_CONFIG = 13,    /* bad URL, unreadable CA file...: retrying will not help */
+};
+
+/* Returns the wire name of o ("ok", "rejected", "transient", "protocol", "config"), or
+ * "unknown" for a value outside the enum. */
+static inline const char *helper_outcome_name(enum helper_outcome o)
+{
+	switch (o) {
+	case HELPER_OK:
+		return "ok";
+	case HELPER_REJECTED:
+		return "rejected";
+	case HELPER_TRANSIENT:
+		return "transient";
+	case HELPER_PROTOCOL:
+		return "protocol";
+	case HELPER_CONFIG:
+		return "config";
+	}
+	return "unknown";
+}
+
+/* Returns the outcome named by v[0..len), or -EINVAL when it names none. */
+static inline int helper_outcome_from_name(const char *v, size_t len)
+{
+	static const enum helper_outcome all[] = {
+			HELPER_OK, HELPER_REJECTED, HELPER_TRANSIENT, HELPER_PROTOCOL, HELPER_CONFIG};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		const char *name = helper_outcome_name(all[i]);
+		if (strlen(name) == len && memcmp(name, v, len) == 0)
+			return (int)all[i];
+	}
+	return -EINVAL;
+}

@@ -173,34 +173,6 @@ int cli_simple_options(int argc, char **argv, bool *json)
 	return c < 0 ? ex : -1;
 }
 
-int cli_parse_duration(const char *s, long long max_seconds, long long *ret_seconds)
-{
-	static const struct {
-		char suffix;
-		long long secs;
-	} units[] = {{'\0', 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-	long long v = 0;
-	const char *p = s;
-
-	/* Digits only: strtoll() would also take signs, spaces and hex. */
-	if (*p < '0' || *p > '9')
-		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > max_seconds)
-			return -ERANGE; /* stop before the digits can overflow */
-		v = v * 10 + (*p - '0');
-	}
-	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
-		if (p[0] != units[i].suffix || (p[0] != '\0' && p[1] != '\0'))
-			continue;
-		if (v > max_seconds / units[i].secs)
-			return -ERANGE;
-		*ret_seconds = v * units[i].secs;
-		return 0;
-	}
-	return -EINVAL;
-}
-
 int64_t cli_timeout(const struct globals *g, int64_t default_ms)
 {
 	return g->timeout_ms > 0 ? g->timeout_ms : default_ms;

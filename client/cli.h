@@ -77,11 +77,6 @@ int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit);
  * NULL (*json is set when it is given). Returns -1 to go on, else the exit code. */
 int cli_simple_options(int argc, char **argv, bool *json);
 
-/* Parses a DURATION: a whole number of seconds, optionally followed by s, m, h or d ("30",
- * "30s", "10m", "1h", "2d"). Returns 0 and the seconds in *ret_seconds, or -EINVAL for
- * anything else, -ERANGE above max_seconds. */
-int cli_parse_duration(const char *s, long long max_seconds, long long *ret_seconds);
-
 /* Returns the budget for an exchange: --timeout when given, else default_ms. */
 int64_t cli_timeout(const struct globals *g, int64_t default_ms);
 

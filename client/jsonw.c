@@ -4,48 +4,7 @@
 #include <string.h>
 
 #include "client/jsonw.h"
-
-bool jsonw_utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + len;
-
-	while (p < end) {
-		unsigned char c = *p++;
-		unsigned char lo = 0x80, hi = 0xbf;
-		int more;
-
-		if (c == 0)
-			return false;
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf) {
-			more = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			more = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong */
-			else if (c == 0xed)
-				hi = 0x9f; /* UTF-16 surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			more = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else {
-			return false;
-		}
-		if (end - p < more)
-			return false;
-		if (*p < lo || *p > hi)
-			return false;
-		for (int i = 1; i < more; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-		p += more;
-	}
-	return true;
-}
+#include "common/utf8.h"
 
 size_t jsonw_string_max(size_t len)
 {
@@ -95,7 +54,7 @@ void jsonw_string(struct jsonw *w, const char *k, const char *s, size_t len)
 	size_t run = 0;
 
 	key(w, k);
-	if (w->err == 0 && !jsonw_utf8_valid(s, len))
+	if (w->err == 0 && (!utf8_valid(s, len) || memchr(s, '\0', len)))
 		w->err = -EILSEQ;
 	put(w, "\"", 1);
 	for (size_t i = 0; i < len && w->err == 0; i++) {

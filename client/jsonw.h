@@ -15,10 +15,6 @@ struct jsonw {
 	bool fields; /* a field was written, so the next one needs a comma */
 };
 
-/* Returns true if s[0..len) is well-formed UTF-8 (no overlong forms, no surrogates, nothing
- * above U+10FFFF) without NUL bytes: what the daemon accepts in a string field. */
-bool jsonw_utf8_valid(const char *s, size_t len);
-
 /* Returns the most bytes a string of len bytes takes once escaped and quoted. */
 size_t jsonw_string_max(size_t len);
 

@@ -15,6 +15,7 @@
 #include "client/format.h"
 #include "client/jsonw.h"
 #include "client/session.h"
+#include "common/duration.h"
 #include "common/util.h"
 
 #ifndef RT_VERSION
@@ -40,6 +41,7 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	char buf[SMALL_REQUEST], clean[64];
 	struct cli_request req = {.op = PROTO_OP_GET, .line = buf, .timeout_ms = CLI_TIMEOUT_MS};
 	long long min_valid = -1, wait = -1;
+	uint64_t seconds;
 	struct connect_reply rep;
 	enum format_token fmt = FORMAT_RAW;
 	struct json_object *tok;
@@ -59,18 +61,20 @@ static int run_get(const struct globals *g, int argc, char **argv)
 			fmt = (enum format_token)r;
 			break;
 		case 'm':
-			if (cli_parse_duration(optarg, CLI_MAX_MIN_VALID_S, &min_valid) < 0)
+			if (duration_parse(optarg, CLI_MAX_MIN_VALID_S, &seconds) < 0)
 				return cli_usage_error(
 						"invalid --min-valid '%s' (a DURATION such as "
 						"30, 30s, 10m, 1h or 2d, at most 366d)",
 						format_sanitize(optarg, clean, sizeof(clean)));
+			min_valid = (long long)seconds;
 			break;
 		case 'w':
-			if (cli_parse_duration(optarg, CLI_MAX_WAIT_S, &wait) < 0)
+			if (duration_parse(optarg, CLI_MAX_WAIT_S, &seconds) < 0)
 				return cli_usage_error(
 						"invalid --wait '%s' (a DURATION such as 30, "
 						"30s or 10m, at most 1h)",
 						format_sanitize(optarg, clean, sizeof(clean)));
+			wait = (long long)seconds;
 			break;
 		}
 	}

@@ -1,7 +1,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -9,6 +8,8 @@
 #include "client/jsonw.h"
 #include "client/password.h"
 #include "client/session.h"
+#include "common/harden.h"
+#include "common/utf8.h"
 #include "proto/reply.h"
 #include "common/util.h"
 
@@ -160,7 +161,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 		switch (c) {
 		case 'u':
 			if (!*optarg || strlen(optarg) > REQUEST_MAX_USERNAME ||
-					!jsonw_utf8_valid(optarg, strlen(optarg)))
+					!utf8_valid(optarg, strlen(optarg)))
 				return cli_usage_error("invalid --username (1 to %d bytes of UTF-8 "
 						       "text)",
 						REQUEST_MAX_USERNAME);
@@ -185,7 +186,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 		return ex;
 
 	/* No core dump and no ptrace attach by our own user while we hold the password. */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)harden_process();
 
 	r = cli_socket_path(g, &path);
 	if (r != 0)

@@ -11,6 +11,7 @@
 
 #include <ini.h>
 
+#include "common/escape.h"
 #include "daemon/config.h"
 #include "daemon/config_value.h"
 #include "proto/proto.h"
@@ -152,9 +153,7 @@ static int fail(struct parse *p, unsigned line, int err, const char *fmt, ...)
 		va_end(ap);
 	}
 	/* Key and section names come from the file: keep the message one printable line. */
-	for (char *i = p->errbuf; *i; i++)
-		if ((unsigned char)*i < 0x20 || *i == 0x7f)
-			*i = '?';
+	escape_controls(p->errbuf);
 	return err;
 }
 

@@ -1,6 +1,7 @@
 /* The value parsers behind config_load(): each checks one value from the file and converts it,
  * returning NULL or a static reason that config.c puts after "[section] key: ". */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/duration.h"
 #include "daemon/config_value.h"
 
 /* Longest duration accepted: one year. */
@@ -25,31 +27,19 @@ char **config_value_list_free(char **l)
 
 const char *config_value_duration(const char *v, uint64_t *ret)
 {
-	uint64_t n = 0, mult = 1;
-	const char *s = v;
+	uint64_t n;
+	int r;
 
-	if (*s < '0' || *s > '9')
+	r = duration_parse(v, CONFIG_MAX_DURATION_SEC, &n);
+	if (r == -ERANGE)
+		return "too large (at most 8760h)";
+	if (r < 0 && (*v < '0' || *v > '9'))
 		return "not a number (expected e.g. 30, 30s, 5m or 24h)";
-	for (; *s >= '0' && *s <= '9'; s++) {
-		n = n * 10 + (uint64_t)(*s - '0');
-		if (n > CONFIG_MAX_DURATION_SEC)
-			return "too large (at most 8760h)";
-	}
-	if (*s) {
-		if (strcmp(s, "s") == 0)
-			mult = 1;
-		else if (strcmp(s, "m") == 0)
-			mult = 60;
-		else if (strcmp(s, "h") == 0)
-			mult = 3600;
-		else
-			return "bad unit (expected s, m or h)";
-	}
+	if (r < 0)
+		return "bad unit (expected s, m, h or d)";
 	if (n == 0)
 		return "must be positive";
-	if (n * mult > CONFIG_MAX_DURATION_SEC)
-		return "too large (at most 8760h)";
-	*ret = n * mult;
+	*ret = n;
 	return NULL;
 }
 

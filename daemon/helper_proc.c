@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/escape.h"
 #include "common/fields.h"
 #include "daemon/log.h"
 #include "daemon/helper_proc.h"
@@ -59,11 +60,8 @@ struct helper_proc *helper_free(struct helper_proc *l)
 
 static void copy_text(char *dst, size_t size, const char *v, size_t len)
 {
-	size_t n = len < size - 1 ? len : size - 1;
-
-	for (size_t i = 0; i < n; i++)
-		dst[i] = (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
-	dst[n] = '\0';
+	snprintf(dst, size, "%.*s", (int)(len < size ? len : size - 1), v);
+	escape_ascii(dst);
 }
 
 /* Reads the helper's answer into *r. Returns 0, or -EBADMSG with r->message set. */

@@ -13,27 +13,6 @@ void log_set_debug(int on)
 	debug_enabled = on;
 }
 
-const char *log_escape(const char *s, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	for (; s && *s && n + 8 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			buf[n++] = '\\';
-			buf[n++] = (char)c;
-		} else if (c >= 0x20 && c < 0x7f)
-			buf[n++] = (char)c;
-		else
-			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
-	}
-	if (s && *s)
-		n += (size_t)snprintf(buf + n, size - n, "...");
-	buf[n] = '\0';
-	return buf;
-}
-
 int log_full_errno(const char *prefix, int err, const char *fmt, ...)
 {
 	char line[1024];

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <systemd/sd-daemon.h>
 
+#include "common/escape.h" /* escape_log() for every client- or user-chosen string */
+
 /* Log a printf-style line at the given sd-daemon prefix (SD_ERR...). Returns -err when
  * err != 0 so callers can write: return log_error_errno(r, "..."); */
 int log_full_errno(const char *prefix, int err, const char *fmt, ...)
@@ -18,10 +20,6 @@ int log_full_errno(const char *prefix, int err, const char *fmt, ...)
 #define log_error_errno(err, ...) log_full_errno(SD_ERR, (err), __VA_ARGS__)
 #define log_warning_errno(err, ...) log_full_errno(SD_WARNING, (err), __VA_ARGS__)
 
-/* Returns buf holding s made safe to quote in a log line: printable ASCII is kept, '"' and
- * '\\' are escaped, anything else becomes \xNN, and a long s is cut with "...". Strings a
- * client or another user controls (names, paths, process names) go through this. */
-const char *log_escape(const char *s, char *buf, size_t size);
 
 /* Enables or disables debug lines (off by default). */
 void log_set_debug(int on);

@@ -6,12 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "common/harden.h"
 #include "daemon/access.h"
 #include "daemon/log.h"
 #include "daemon/refresh.h"
@@ -120,17 +119,6 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	(void)sd_notify(0, "STOPPING=1");
 	server_shutdown(d->server);
 	return 0;
-}
-
-/* Makes the process unreadable to same-uid ptrace and core dumps: it holds secrets. */
-static void harden_process(void)
-{
-	struct rlimit no_core = {0, 0};
-
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		log_warning_errno(-errno, "cannot disable core dumps (PR_SET_DUMPABLE)");
-	if (setrlimit(RLIMIT_CORE, &no_core) < 0)
-		log_warning_errno(-errno, "cannot set RLIMIT_CORE to 0");
 }
 
 static int setup_socket(struct tokend *d, const char *socket_arg)
@@ -249,7 +237,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 	const char *config_path = NULL, *socket_arg = NULL, *login_helper = RT_LOGIN_HELPER;
-	int c;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:s:dhV", options, NULL)) >= 0) {
 		switch (c) {
@@ -281,7 +269,11 @@ int main(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	harden_process();
+	/* Unreadable to same-uid ptrace and core dumps: the process holds secrets. */
+	r = harden_process();
+	if (r < 0)
+		log_warning_errno(r, "cannot make the process non-dumpable (PR_SET_DUMPABLE, "
+					  "RLIMIT_CORE)");
 	/* Writes to a client or a login helper that went away fail with EPIPE instead. */
 	signal(SIGPIPE, SIG_IGN);
 	return run(config_path, socket_arg, login_helper);

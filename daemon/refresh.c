@@ -118,7 +118,7 @@ static void login_succeeded(struct tokend *d, struct helper_result *res)
 	d->retries = 0;
 	schedule(d, jitter((double)lifetime * 2.0 / 3.0, 0.1));
 	log_info("logged in as \"%s\": token valid for %llds, next refresh in %llds",
-		log_escape(d->username, user, sizeof(user)), (long long)lifetime,
+		escape_log(d->username, user, sizeof(user)), (long long)lifetime,
 		(long long)(d->next_refresh - now));
 }
 
@@ -134,7 +134,7 @@ static void login_failed(struct tokend *d, const struct helper_result *res)
 		tokend_set_error(d, "credentials rejected by RegScale (%s); run 'regscale-token "
 				    "login' or fix the password and reload", res->message);
 		log_error("login as \"%s\" rejected: %s; not retrying until new credentials arrive",
-			log_escape(d->username, user, sizeof(user)), res->message);
+			escape_log(d->username, user, sizeof(user)), res->message);
 		return;
 	}
 	if (res->outcome == HELPER_CONFIG) {
@@ -215,7 +215,7 @@ int refresh_now(struct tokend *d, const char *why)
 		return r;
 	}
 	log_info("logging in to %s as \"%s\" (%s)", d->config.url ? d->config.url : "?",
-		log_escape(d->username, user, sizeof(user)), why);
+		escape_log(d->username, user, sizeof(user)), why);
 	tokend_update_status(d);
 	return 1;
 }

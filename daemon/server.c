@@ -364,7 +364,7 @@ static void log_refusal(struct server *s, const struct ucred *peer, const char *
 	}
 	/* The process name is the refused user's to choose: quote it. */
 	log_warning("client pid %d uid %u (\"%s\") refused: %s%s", (int)peer->pid,
-		(unsigned)peer->uid, log_escape(comm, quoted, sizeof(quoted)), why,
+		(unsigned)peer->uid, escape_log(comm, quoted, sizeof(quoted)), why,
 		s->refusals_unlogged ? " (more refusals in the last second not logged)" : "");
 	s->refusals_unlogged = 0;
 	s->last_refusal_log = now;

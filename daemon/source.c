@@ -102,13 +102,13 @@ int source_load(struct source *s)
 
 	if (!claims.has_exp)
 		log_notice("loaded service token for user \"%s\" from %s; it has no exp claim, so "
-			   "no known expiry", log_escape(claims.user_id, user, sizeof(user)), s->path);
+			   "no known expiry", escape_log(claims.user_id, user, sizeof(user)), s->path);
 	else if (claims.exp <= now_unix())
 		log_warning("loaded service token for user \"%s\" from %s, but it expired %lld s "
-			    "ago", log_escape(claims.user_id, user, sizeof(user)), s->path, (long long)(now_unix() - claims.exp));
+			    "ago", escape_log(claims.user_id, user, sizeof(user)), s->path, (long long)(now_unix() - claims.exp));
 	else
 		log_info("loaded service token for user \"%s\" from %s, valid for %lld s",
-			log_escape(claims.user_id, user, sizeof(user)), s->path, (long long)(claims.exp - now_unix()));
+			escape_log(claims.user_id, user, sizeof(user)), s->path, (long long)(claims.exp - now_unix()));
 	refresh_validate_service_token(s->d);
 	return 0;
 }

@@ -105,7 +105,7 @@ static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 	char user[JWT_MAX_USER_ID * 2];
 
 	log_warning("token for user \"%s\" expired; get answers token_expired until a new one "
-		    "arrives", log_escape(d->info.claims.user_id, user, sizeof(user)));
+		    "arrives", escape_log(d->info.claims.user_id, user, sizeof(user)));
 	tokend_update_status(d);
 	return 0;
 }
@@ -242,9 +242,7 @@ void tokend_update_status(struct tokend *d)
 
 	tokend_status_line(d, line, sizeof(line));
 	/* One line: a newline would let a name smuggle other assignments into sd_notify. */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	escape_controls(line);
 	if (strcmp(line, d->status) == 0)
 		return;
 	memcpy(d->status, line, sizeof(line));

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "proto/json.h"
 #include "proto/proto.h"
 
@@ -32,40 +33,6 @@ int json_expect(struct json_parser *ps, char c)
 		return json_fail(ps, JSON_MSG_SYNTAX);
 	ps->p++;
 	return 0;
-}
-
-/* Returns the length of the well-formed UTF-8 sequence at s[0..n) (Unicode 15 table 3-7: no
- * overlong forms, no surrogates, nothing above U+10FFFF), or 0 if there is none. */
-static size_t utf8_valid(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		len = 2;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		len = 3;
-		if (s[0] == 0xE0)
-			lo = 0xA0;
-		else if (s[0] == 0xED)
-			hi = 0x9F;
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		len = 4;
-		if (s[0] == 0xF0)
-			lo = 0x90;
-		else if (s[0] == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return len;
 }
 
 static void put(struct json_string *o, unsigned char c)
@@ -169,7 +136,7 @@ int json_parse_string(struct json_parser *ps, struct json_string *o)
 		if (c < 0x20)
 			return json_fail(ps, MSG_CONTROL);
 		if (c != '\\') {
-			n = utf8_valid((const unsigned char *)ps->p, (size_t)(ps->end - ps->p));
+			n = utf8_sequence_len(ps->p, (size_t)(ps->end - ps->p));
 			if (n == 0)
 				return json_fail(ps, MSG_UTF8);
 			for (size_t i = 0; i < n; i++)

@@ -11,13 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "common/escape.h"
 #include "common/fields.h"
+#include "common/harden.h"
 #include "daemon/helper/http.h"
 #include "daemon/helper/request.h"
 #include "common/util.h"
@@ -31,18 +31,9 @@ static void log_line(const struct helper_request *req, const struct helper_answe
 			[HELPER_PROTOCOL] = 3,
 			[HELPER_CONFIG] = 3};
 	char user[4 * sizeof(req->username)], url[sizeof(req->url)], line[8192];
-	size_t n = 0;
 	int k;
 
-	for (const char *p = req->username; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
-
-		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
-			user[n++] = (char)ch;
-		else
-			n += (size_t)snprintf(user + n, sizeof(user) - n, "\\x%02x", ch);
-	}
-	user[n] = '\0';
+	escape_log(req->username, user, sizeof(user));
 	/* The url may have been refused for holding a user and password: never log those, nor
 	 * a query. */
 	const char *host = strstr(req->url, "://"), *at;
@@ -51,9 +42,7 @@ static void log_line(const struct helper_request *req, const struct helper_answe
 	at = memrchr(host, '@', auth_len);
 	snprintf(url, sizeof(url), "%.*s%.*s", (int)(host - req->url), req->url,
 			(int)strcspn(at ? at + 1 : host, "?#"), at ? at + 1 : host);
-	for (char *p = url; *p; p++)
-		if (*p < 0x21 || *p > 0x7e)
-			*p = '?';
+	escape_ascii(url);
 
 	if (!url[0]) /* the request itself was refused */
 		k = snprintf(line, sizeof(line), "<%d>regscale-token-login: %s\n",
@@ -104,33 +93,10 @@ static int write_answer(const struct helper_request *req, const struct helper_an
 	return 0;
 }
 
-/* Reads all of fd into buf[0..max). Returns the length, -EFBIG past max, or -errno. */
-static ssize_t read_all(int fd, char *buf, size_t max)
-{
-	size_t n = 0;
-
-	for (;;) {
-		/* One byte more than allowed, to see that the request is too large. */
-		ssize_t k = read(fd, buf + n, max + 1 - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			return (ssize_t)n;
-		n += (size_t)k;
-		if (n > max)
-			return -EFBIG;
-	}
-}
-
 static void harden(void)
 {
-	const struct rlimit no_core = {0, 0};
-
 	/* No core dumps and no ptrace by other processes of the same user: memory holds secrets. */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	(void)setrlimit(RLIMIT_CORE, &no_core);
+	(void)harden_process();
 	/* libcurl would write the TLS session keys there, which decrypt the password. */
 	(void)unsetenv("SSLKEYLOGFILE");
 	/* A daemon that went away gives EPIPE, not a silent death. */
@@ -159,8 +125,10 @@ int main(int argc, char **argv)
 			!(input = sodium_malloc(PIPE_MAX_REQUEST + 1)) ||
 			!(a.token = sodium_malloc(PIPE_MAX_TOKEN + 1))) {
 		helper_answer_set(&a, HELPER_TRANSIENT, "cannot initialise libsodium or libcurl");
-	} else if ((n = read_all(STDIN_FILENO, input, PIPE_MAX_REQUEST)) < 0) {
-		if (n == -EFBIG)
+	} else if ((n = loop_read(STDIN_FILENO, input, PIPE_MAX_REQUEST + 1)) < 0 ||
+			n > PIPE_MAX_REQUEST) {
+		/* One byte more than allowed was asked for, to see that the request is too large. */
+		if (n > 0)
 			helper_answer_set(&a, HELPER_CONFIG, "request larger than %d bytes",
 					PIPE_MAX_REQUEST);
 		else

@@ -10,9 +10,11 @@
 
 #include <sodium.h>
 
+#include "common/escape.h"
 #include "common/fields.h"
 #include "common/jwt.h"
 #include "daemon/helper/request.h"
+#include "common/utf8.h"
 #include "common/util.h"
 
 void helper_answer_set(struct helper_answer *a, enum helper_outcome outcome, const char *fmt, ...)
@@ -22,45 +24,8 @@ void helper_answer_set(struct helper_answer *a, enum helper_outcome outcome, con
 	va_start(ap, fmt);
 	vsnprintf(a->message, sizeof(a->message), fmt, ap);
 	va_end(ap);
-	for (char *p = a->message; *p; p++)
-		if (*p < 0x20 || *p > 0x7e)
-			*p = '?';
+	escape_ascii(a->message);
 	a->outcome = outcome;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-
-	for (size_t i = 0; i < len;) {
-		unsigned c = u[i], n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3, cp = c & 0x07;
-		else
-			return false;
-		if (len - i <= n)
-			return false;
-		for (unsigned k = 1; k <= n; k++) {
-			if ((u[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (u[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-				(cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
 }
 
 enum field_kind { FIELD_STR, FIELD_INT, FIELD_SECRET };

@@ -366,11 +366,13 @@ static void test_durations(void **state)
 			{"+5", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
 			{"abc", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
 			{"s", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
-			{"5x", 0, "bad unit (expected s, m or h)"},
-			{"5ms", 0, "bad unit (expected s, m or h)"},
-			{"5 m", 0, "bad unit (expected s, m or h)"},
-			{"1.5h", 0, "bad unit (expected s, m or h)"},
-			{"5d", 0, "bad unit (expected s, m or h)"},
+			{"5x", 0, "bad unit (expected s, m, h or d)"},
+			{"5ms", 0, "bad unit (expected s, m, h or d)"},
+			{"5 m", 0, "bad unit (expected s, m, h or d)"},
+			{"1.5h", 0, "bad unit (expected s, m, h or d)"},
+			{"5d", 432000, NULL},
+			{"365d", 31536000, NULL},
+			{"366d", 0, "too large (at most 8760h)"},
 	};
 	static const char *const keys[] = {"connect_timeout", "total_timeout", "default_lifetime"};
 	const struct tmpdir *d = *state;

@@ -26,7 +26,8 @@ const char cli_usage_text[] =
 	"                         json    the daemon's reply line as received\n"
 	"                         With --min-valid the token must stay valid that long: if\n"
 	"                         it would not, the daemon refreshes it and waits up to\n"
-	"                         --wait (default 30s) for a fresh one, else the exit is 4.\n"
+	"                         --wait (default 30s, at most 5m) for a fresh one, else the\n"
+	"                         exit is 4.\n"
 	"  status [--json]        Show the token's state, expiry and refresh times, the last\n"
 	"                         error and the daemon's version, pid and uptime; --json\n"
 	"                         prints the daemon's reply line. Exits 0 whenever the\n"
@@ -283,7 +284,7 @@ int cli_fail_transport(const char *path, int64_t timeout_ms, int r)
 
 int cli_fail_reply(enum proto_op op, struct json_object *obj)
 {
-	const char *message, *code = format_reply_str(obj, "error");
+	const char *message, *code = format_reply_str(obj, PROTO_F_ERROR);
 	enum proto_error err = reply_error(obj, &message);
 	char m[512], c[64];
 
@@ -300,8 +301,8 @@ void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size
 	const char *name = proto_op_name(op);
 
 	jsonw_begin(w, buf, size);
-	jsonw_string(w, "op", name, strlen(name));
-	jsonw_int(w, "v", PROTO_VERSION);
+	jsonw_string(w, PROTO_F_OP, name, strlen(name));
+	jsonw_int(w, PROTO_F_V, PROTO_VERSION);
 }
 
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep)

@@ -28,7 +28,6 @@ enum {
 #define CLI_MAX_TIMEOUT_S    86400
 /* Longest DURATION accepted for --min-valid, and for --wait. */
 #define CLI_MAX_MIN_VALID_S (366LL * 86400)
-#define CLI_MAX_WAIT_S      3600
 
 struct globals {
 	const char *socket;  /* --socket, or NULL */

@@ -215,12 +215,12 @@ char *format_validity(struct json_object *obj, long long now, char *buf, size_t 
 	char iso[32], rel[48];
 	long long at, in;
 
-	if (!get_int(obj, "expires_at", &at)) {
+	if (!get_int(obj, PROTO_F_EXPIRES_AT, &at)) {
 		snprintf(buf, size, "without an expiry time");
 		return buf;
 	}
 	/* The daemon's expires_in is measured against its clock, which signed the expiry. */
-	if (!get_int(obj, "expires_in", &in))
+	if (!get_int(obj, PROTO_F_EXPIRES_IN, &in))
 		in = at - now;
 	proto_format_time(at, iso, sizeof(iso));
 	if (in > 0)
@@ -232,22 +232,22 @@ char *format_validity(struct json_object *obj, long long now, char *buf, size_t 
 }
 
 /* What the user should do about a state, or NULL when it needs nobody. */
-static const char *state_hint(const char *state, const char *kind)
+static const char *state_hint(int state, const char *kind)
 {
-	if (strcmp(state, "credentials_rejected") == 0)
+	if (state == PROTO_STATE_CREDENTIALS_REJECTED)
 		return "RegScale rejected the credentials; run 'regscale-token login'";
-	if (strcmp(state, "expired") == 0 && kind && strcmp(kind, "login") == 0)
+	if (state == PROTO_STATE_EXPIRED && kind && strcmp(kind, PROTO_KIND_LOGIN) == 0)
 		return "run 'regscale-token refresh', or 'regscale-token login'";
 	return NULL;
 }
 
 int format_status(FILE *f, struct json_object *obj, long long now)
 {
-	const char *state = format_reply_str(obj, "state");
-	const char *message = format_reply_str(obj, "message");
-	const char *version = format_reply_str(obj, "version");
-	const char *err = format_reply_str(obj, "last_error");
-	const char *kind = format_reply_str(obj, "kind");
+	const char *state = format_reply_str(obj, PROTO_F_STATE);
+	const char *message = format_reply_str(obj, PROTO_F_MESSAGE);
+	const char *version = format_reply_str(obj, PROTO_F_VERSION);
+	const char *err = format_reply_str(obj, PROTO_F_LAST_ERROR);
+	const char *kind = format_reply_str(obj, PROTO_F_KIND);
 	const char *hint;
 	char line[640], clean[512], d[32];
 	struct json_object *v;
@@ -263,42 +263,42 @@ int format_status(FILE *f, struct json_object *obj, long long now)
 	else
 		snprintf(line, sizeof(line), "%s", state);
 	print_line(f, "state:", line);
-	print_line(f, "user:", format_reply_str(obj, "user_id"));
-	print_line(f, "url:", format_reply_str(obj, "url"));
+	print_line(f, "user:", format_reply_str(obj, PROTO_F_USER_ID));
+	print_line(f, "url:", format_reply_str(obj, PROTO_F_URL));
 	print_line(f, "kind:", kind);
 
-	if (get_int(obj, "expires_at", &t))
+	if (get_int(obj, PROTO_F_EXPIRES_AT, &t))
 		print_time(f, "expires:", t, now, true);
 	else if (!kind)
 		print_line(f, "expires:", NULL); /* no token, so no expiry to speak of */
 	else
 		print_line(f, "expires:", "unknown (the token has no exp claim)");
-	if (get_int(obj, "last_refresh", &t) && t > 0)
+	if (get_int(obj, PROTO_F_LAST_REFRESH, &t) && t > 0)
 		print_time(f, "last refresh:", t, now, false);
-	if (get_int(obj, "next_refresh", &t))
+	if (get_int(obj, PROTO_F_NEXT_REFRESH, &t))
 		print_time(f, "next refresh:", t, now, false);
 	else
 		print_line(f, "next refresh:", "none");
-	if (json_object_object_get_ex(obj, "login_in_flight", &v) &&
+	if (json_object_object_get_ex(obj, PROTO_F_LOGIN_IN_FLIGHT, &v) &&
 			json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v))
 		print_line(f, "login:", "in progress");
 	if (err && *err)
 		print_line(f, "last error:", err);
-	if (get_int(obj, "retries", &n) && n > 0) {
+	if (get_int(obj, PROTO_F_RETRIES, &n) && n > 0) {
 		snprintf(line, sizeof(line), "%lld", n);
 		print_line(f, "retries:", line);
 	}
 
 	o = snprintf(line, sizeof(line), "regscale-tokend %s",
 			format_sanitize(version ? version : "?", clean, 64));
-	if (get_int(obj, "pid", &n))
+	if (get_int(obj, PROTO_F_PID, &n))
 		o += snprintf(line + o, sizeof(line) - (size_t)o, ", pid %lld", n);
-	if (get_int(obj, "uptime", &n))
+	if (get_int(obj, PROTO_F_UPTIME, &n))
 		snprintf(line + o, sizeof(line) - (size_t)o, ", up %s",
 				format_duration(n, d, sizeof(d)));
 	print_line(f, "daemon:", line);
 
-	hint = state_hint(state, kind);
+	hint = state_hint(proto_state_from_name(state), kind);
 	if (hint)
 		print_line(f, "hint:", hint);
 	return 0;

@@ -22,9 +22,6 @@
 #error "RT_VERSION must be defined by the build (meson passes -DRT_VERSION)"
 #endif
 
-/* The daemon's wait for a refresh when --min-valid is given without --wait. */
-#define DEFAULT_WAIT_S 30
-
 /* Room for the longest get request line, with both numbers. */
 #define SMALL_REQUEST 128
 
@@ -69,10 +66,10 @@ static int run_get(const struct globals *g, int argc, char **argv)
 			min_valid = (long long)seconds;
 			break;
 		case 'w':
-			if (duration_parse(optarg, CLI_MAX_WAIT_S, &seconds) < 0)
+			if (duration_parse(optarg, PROTO_MAX_WAIT_SEC, &seconds) < 0)
 				return cli_usage_error(
 						"invalid --wait '%s' (a DURATION such as 30, "
-						"30s or 10m, at most 1h)",
+						"30s or 2m, at most 5m)",
 						format_sanitize(optarg, clean, sizeof(clean)));
 			wait = (long long)seconds;
 			break;
@@ -87,9 +84,9 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	cli_request_begin(&w, req.op, buf, sizeof(buf));
 	if (min_valid >= 0) {
 		if (wait < 0)
-			wait = DEFAULT_WAIT_S;
-		jsonw_int(&w, "min_valid", min_valid);
-		jsonw_int(&w, "wait", wait);
+			wait = PROTO_DEFAULT_WAIT_SEC;
+		jsonw_int(&w, PROTO_F_MIN_VALID, min_valid);
+		jsonw_int(&w, PROTO_F_WAIT, wait);
 		req.timeout_ms = wait * 1000 + CLI_WAIT_SLACK_MS;
 	}
 	if (jsonw_end(&w, &req.len) < 0) {
@@ -100,7 +97,7 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	r = cli_call(g, &req, &rep);
 	if (r != 0)
 		return r;
-	if (json_object_object_get_ex(rep.obj, "token", &tok) &&
+	if (json_object_object_get_ex(rep.obj, PROTO_F_TOKEN, &tok) &&
 			json_object_is_type(tok, json_type_string)) {
 		token = json_object_get_string(tok);
 		len = (size_t)json_object_get_string_len(tok);
@@ -161,7 +158,7 @@ static int run_ping(const struct globals *g, int argc, char **argv)
 	r = cli_call_simple(g, PROTO_OP_PING, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;
-	ok = json_object_object_get_ex(rep.obj, "pong", &pong) &&
+	ok = json_object_object_get_ex(rep.obj, PROTO_F_PONG, &pong) &&
 	     json_object_is_type(pong, json_type_boolean) && json_object_get_boolean(pong);
 	connect_reply_done(&rep);
 	if (!ok) {

@@ -13,9 +13,9 @@
 #include "proto/reply.h"
 #include "common/util.h"
 
-/* The daemon closes a connection with no request after PROTO_IDLE_TIMEOUT_SEC: a prompt
+/* The daemon closes a connection with no request after PROTO_DEFAULT_IDLE_TIMEOUT_SEC: a prompt
  * answered later than this reconnects before sending. */
-#define PROMPT_KEEP_CONNECTION_S (PROTO_IDLE_TIMEOUT_SEC / 2)
+#define PROMPT_KEEP_CONNECTION_S (PROTO_DEFAULT_IDLE_TIMEOUT_SEC / 2)
 
 /* Room for the fixed parts of a login request: {"op":"login","v":1,...}\n. */
 #define LOGIN_REQUEST_OVERHEAD 128
@@ -33,15 +33,16 @@ static long long now_s(void)
 static int print_outcome(struct json_object *obj, const char *what, const char *done,
 		const char *user_word, const char *tail)
 {
-	const char *state = format_reply_str(obj, "state");
-	const char *user = format_reply_str(obj, "user_id");
-	const char *message = format_reply_str(obj, "message");
+	const char *state_name = format_reply_str(obj, PROTO_F_STATE);
+	int state = proto_state_from_name(state_name);
+	const char *user = format_reply_str(obj, PROTO_F_USER_ID);
+	const char *message = format_reply_str(obj, PROTO_F_MESSAGE);
 	char clean_user[256], clean_msg[512], validity[128];
 
-	if (state && (strcmp(state, "expired") == 0 || strcmp(state, "no_token") == 0)) {
+	if (state == PROTO_STATE_EXPIRED || state == PROTO_STATE_NO_TOKEN) {
 		cli_say("after the %s the daemon holds %s (%s); see 'regscale-token status'", what,
-				strcmp(state, "expired") == 0 ? "an expired token" : "no token",
-				format_sanitize(message && *message ? message : state, clean_msg,
+				state == PROTO_STATE_EXPIRED ? "an expired token" : "no token",
+				format_sanitize(message && *message ? message : state_name, clean_msg,
 						sizeof(clean_msg)));
 		return EXIT_NO_TOKEN;
 	}
@@ -61,7 +62,7 @@ static int print_outcome(struct json_object *obj, const char *what, const char *
 static int read_password(const char *username, struct locked *pw, size_t *ret_len)
 {
 	bool tty = isatty(STDIN_FILENO);
-	char prompt[REQUEST_MAX_USERNAME + 64], clean[REQUEST_MAX_USERNAME + 8];
+	char prompt[PROTO_MAX_USERNAME + 64], clean[PROTO_MAX_USERNAME + 8];
 	int r;
 
 	if (tty) {
@@ -115,19 +116,19 @@ static int build_login(char *req, size_t size, const char *username, const char 
 
 	cli_request_begin(&w, PROTO_OP_LOGIN, req, size);
 	if (username)
-		jsonw_string(&w, "username", username, strlen(username));
-	jsonw_string(&w, "password", password, password_len);
+		jsonw_string(&w, PROTO_F_USERNAME, username, strlen(username));
+	jsonw_string(&w, PROTO_F_PASSWORD, password, password_len);
 	if (mfa)
-		jsonw_string(&w, "mfa", mfa, strlen(mfa));
+		jsonw_string(&w, PROTO_F_MFA, mfa, strlen(mfa));
 	return jsonw_end(&w, ret_len);
 }
 
-/* A --mfa CODE is 1..REQUEST_MAX_MFA printable ASCII characters without spaces. */
+/* A --mfa CODE is 1..PROTO_MAX_MFA printable ASCII characters without spaces. */
 static bool mfa_valid(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > REQUEST_MAX_MFA)
+	if (n == 0 || n > PROTO_MAX_MFA)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (s[i] <= ' ' || s[i] > '~')
@@ -160,11 +161,11 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	while ((c = cli_getopt(argc, argv, opts, &ex)) > 0) {
 		switch (c) {
 		case 'u':
-			if (!*optarg || strlen(optarg) > REQUEST_MAX_USERNAME ||
+			if (!*optarg || strlen(optarg) > PROTO_MAX_USERNAME ||
 					!utf8_valid(optarg, strlen(optarg)))
 				return cli_usage_error("invalid --username (1 to %d bytes of UTF-8 "
 						       "text)",
-						REQUEST_MAX_USERNAME);
+						PROTO_MAX_USERNAME);
 			username = optarg;
 			break;
 		case 'm':
@@ -173,7 +174,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 						"invalid --mfa '%s' (the one-time code, 1 to "
 						"%d characters)",
 						format_sanitize(optarg, clean, sizeof(clean)),
-						REQUEST_MAX_MFA);
+						PROTO_MAX_MFA);
 			mfa = optarg;
 			break;
 		case 'P':

@@ -28,7 +28,7 @@ struct config {
 
 	/* [daemon] */
 	char *socket;
-	uint64_t idle_timeout_sec; /* close connections idle this long; default PROTO_IDLE_TIMEOUT_SEC */
+	uint64_t idle_timeout_sec; /* close connections idle this long; default PROTO_DEFAULT_IDLE_TIMEOUT_SEC */
 	char **allow_users;  /* NULL-terminated lists, NULL when unset */
 	char **allow_groups;
 	char **admin_users;

@@ -42,22 +42,22 @@ static void put_token_fields(struct json_object *o, const struct tokend *d, int6
 	char iso[32];
 
 	if (!d->token) {
-		put_null(o, "kind");
-		put_null(o, "user_id");
+		put_null(o, PROTO_F_KIND);
+		put_null(o, PROTO_F_USER_ID);
 	} else {
-		put_string(o, "kind", token_kind_name(info->kind));
-		put_string(o, "user_id", info->claims.user_id);
+		put_string(o, PROTO_F_KIND, token_kind_name(info->kind));
+		put_string(o, PROTO_F_USER_ID, info->claims.user_id);
 	}
-	put_string(o, "url", d->config.url);
+	put_string(o, PROTO_F_URL, d->config.url);
 	if (!d->token || !info->expires_at) {
-		put_null(o, "expires_at");
-		put_null(o, "expires");
-		put_null(o, "expires_in");
+		put_null(o, PROTO_F_EXPIRES_AT);
+		put_null(o, PROTO_F_EXPIRES);
+		put_null(o, PROTO_F_EXPIRES_IN);
 		return;
 	}
-	put_int(o, "expires_at", info->expires_at);
-	put_string(o, "expires", proto_format_time(info->expires_at, iso, sizeof(iso)));
-	put_int(o, "expires_in", info->expires_at > now ? info->expires_at - now : 0);
+	put_int(o, PROTO_F_EXPIRES_AT, info->expires_at);
+	put_string(o, PROTO_F_EXPIRES, proto_format_time(info->expires_at, iso, sizeof(iso)));
+	put_int(o, PROTO_F_EXPIRES_IN, info->expires_at > now ? info->expires_at - now : 0);
 }
 
 /* Serialises obj into the reply buffer and drops it. */
@@ -117,7 +117,7 @@ static enum proto_error answer_ping(struct tokend *d, const struct request *req,
 
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	json_object_object_add(obj, "pong", json_object_new_boolean(1));
+	json_object_object_add(obj, PROTO_F_PONG, json_object_new_boolean(1));
 	return finish(d, obj);
 }
 
@@ -130,22 +130,23 @@ static enum proto_error answer_status(struct tokend *d, const struct request *re
 
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, "state", refresh_state_name(d));
-	put_string(obj, "message", tokend_status_line(d, line, sizeof(line)));
+	put_string(obj, PROTO_F_STATE, proto_state_name(refresh_state(d)));
+	put_string(obj, PROTO_F_MESSAGE, tokend_status_line(d, line, sizeof(line)));
 	put_token_fields(obj, d, now);
-	put_time(obj, "last_refresh", d->last_refresh);
-	put_time(obj, "next_refresh", d->next_refresh);
-	put_string(obj, "last_error", d->last_error);
-	put_int(obj, "retries", d->retries);
-	json_object_object_add(obj, "login_in_flight", json_object_new_boolean(d->login != NULL));
-	put_string(obj, "version", RT_VERSION);
-	put_int(obj, "pid", getpid());
-	put_int(obj, "uptime", (int64_t)((now_monotonic_usec() - d->started_usec) / 1000000ULL));
+	put_time(obj, PROTO_F_LAST_REFRESH, d->last_refresh);
+	put_time(obj, PROTO_F_NEXT_REFRESH, d->next_refresh);
+	put_string(obj, PROTO_F_LAST_ERROR, d->last_error);
+	put_int(obj, PROTO_F_RETRIES, d->retries);
+	json_object_object_add(obj, PROTO_F_LOGIN_IN_FLIGHT, json_object_new_boolean(d->login != NULL));
+	put_string(obj, PROTO_F_VERSION, RT_VERSION);
+	put_int(obj, PROTO_F_PID, getpid());
+	put_int(obj, PROTO_F_UPTIME, (int64_t)((now_monotonic_usec() - d->started_usec) / 1000000ULL));
 	return finish(d, obj);
 }
 
 static enum proto_error reply_token(struct tokend *d, const struct request *req, int64_t now)
 {
+	static const char key[] = ",\"" PROTO_F_TOKEN "\":\"";
 	_cleanup_(secret_freep) struct secret *token = NULL;
 	struct secret *buf = d->reply_buf;
 	struct json_object *obj;
@@ -168,13 +169,14 @@ static enum proto_error reply_token(struct tokend *d, const struct request *req,
 	json_object_put(obj);
 	/* json-c would copy the token onto the heap, so it is spliced in here instead, in
 	 * guarded memory: {...} -> {...,"token":"<jwt>"}. A JWT needs no JSON escaping. */
-	if (n < 2 || (size_t)n + token->len + 14 > buf->size || buf->data[n - 2] != '}') {
+	if (n < 2 || (size_t)n + token->len + sizeof(key) + 3 > buf->size ||
+			buf->data[n - 2] != '}') {
 		secret_clear(buf);
 		return PROTO_E_INTERNAL;
 	}
 	n -= 2;
-	memcpy(buf->data + n, ",\"token\":\"", 10);
-	n += 10;
+	memcpy(buf->data + n, key, sizeof(key) - 1);
+	n += (int)sizeof(key) - 1;
 	memcpy(buf->data + n, token->data, token->len);
 	n += (int)token->len;
 	memcpy(buf->data + n, "\"}\n", 4);
@@ -260,9 +262,9 @@ static enum proto_error login_outcome_reply(struct tokend *d, const struct reque
 	obj = reply_new_ok(req->id);
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, "state", refresh_state_name(d));
+	put_string(obj, PROTO_F_STATE, proto_state_name(refresh_state(d)));
 	put_token_fields(obj, d, now_unix());
-	put_time(obj, "next_refresh", d->next_refresh);
+	put_time(obj, PROTO_F_NEXT_REFRESH, d->next_refresh);
 	return finish(d, obj);
 }
 
@@ -341,7 +343,7 @@ static enum proto_error answer_logout(struct tokend *d, const struct request *re
 	obj = reply_new_ok(req->id);
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, "state", refresh_state_name(d));
+	put_string(obj, PROTO_F_STATE, proto_state_name(refresh_state(d)));
 	return finish(d, obj);
 }
 
@@ -374,11 +376,11 @@ static uint64_t wait_usec(const struct tokend *d, const struct request *req)
 	int64_t sec;
 
 	if (req->op == PROTO_OP_GET)
-		sec = req->wait >= 0 ? req->wait : 30;
+		sec = req->wait >= 0 ? req->wait : PROTO_DEFAULT_WAIT_SEC;
 	else
 		sec = (int64_t)(d->config.connect_timeout_sec + d->config.total_timeout_sec) + 10;
-	if (sec > 300)
-		sec = 300;
+	if (sec > PROTO_MAX_WAIT_SEC)
+		sec = PROTO_MAX_WAIT_SEC;
 	return (uint64_t)sec * 1000000ULL;
 }
 

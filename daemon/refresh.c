@@ -408,15 +408,23 @@ void refresh_validate_service_token(struct tokend *d)
 		log_notice("cannot check the service token with RegScale: %s", strerror(-r));
 }
 
-const char *refresh_state_name(const struct tokend *d)
+enum proto_state refresh_state(const struct tokend *d)
 {
 	enum token_state t = tokend_token_state(d, now_unix());
 
 	if (d->credentials_rejected)
-		return "credentials_rejected";
+		return PROTO_STATE_CREDENTIALS_REJECTED;
 	if (d->login)
-		return t == TOKEN_STATE_VALID ? "refreshing" : "logging_in";
+		return t == TOKEN_STATE_VALID ? PROTO_STATE_REFRESHING : PROTO_STATE_LOGGING_IN;
 	if (d->retries > 0 && d->next_refresh)
-		return "retrying";
-	return token_state_name(t);
+		return PROTO_STATE_RETRYING;
+	switch (t) {
+	case TOKEN_STATE_VALID:
+		return PROTO_STATE_VALID;
+	case TOKEN_STATE_EXPIRED:
+		return PROTO_STATE_EXPIRED;
+	case TOKEN_STATE_NONE:
+		break;
+	}
+	return PROTO_STATE_NO_TOKEN;
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "daemon/tokend.h"
+#include "proto/proto.h"
 
 /* Loads the password from password_file or the systemd credential "password" (if any)
  * and, when a username and password are known and nothing rejected them, starts a login.
@@ -34,6 +35,5 @@ void refresh_check_due(struct tokend *d);
  * drops the token, an unreachable server changes nothing. */
 void refresh_validate_service_token(struct tokend *d);
 
-/* Returns the wire name of the daemon's overall state for status replies:
- * no_token, logging_in, valid, refreshing, retrying, expired or credentials_rejected. */
-const char *refresh_state_name(const struct tokend *d);
+/* Returns the daemon's overall state as clients see it (the "state" reply field). */
+enum proto_state refresh_state(const struct tokend *d);

@@ -30,22 +30,9 @@ uint64_t now_monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
-const char *token_state_name(enum token_state s)
-{
-	switch (s) {
-	case TOKEN_STATE_VALID:
-		return "valid";
-	case TOKEN_STATE_EXPIRED:
-		return "expired";
-	case TOKEN_STATE_NONE:
-		break;
-	}
-	return "no_token";
-}
-
 const char *token_kind_name(enum token_kind k)
 {
-	return k == TOKEN_KIND_LOGIN ? "login" : "service";
+	return k == TOKEN_KIND_LOGIN ? PROTO_KIND_LOGIN : PROTO_KIND_SERVICE;
 }
 
 int tokend_new(sd_event *e, struct tokend **ret)

@@ -87,9 +87,6 @@ void tokend_clear_token(struct tokend *d);
 /* Returns the state of the held token at unix time now. */
 enum token_state tokend_token_state(const struct tokend *d, int64_t now);
 
-/* Returns the wire name of a state ("valid"...). */
-const char *token_state_name(enum token_state s);
-
 /* Returns the wire name of a kind ("service", "login"). */
 const char *token_kind_name(enum token_kind k);
 

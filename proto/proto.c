@@ -1,8 +1,59 @@
-/* The stable wire names of the error codes in proto.h. */
+/* The stable wire names of the ops, states and error codes in proto.h. */
 #include <errno.h>
 #include <string.h>
 
 #include "proto/proto.h"
+
+static const char *const op_names[_PROTO_OP_MAX] = {
+	[PROTO_OP_PING] = "ping",
+	[PROTO_OP_GET] = "get",
+	[PROTO_OP_STATUS] = "status",
+	[PROTO_OP_LOGIN] = "login",
+	[PROTO_OP_LOGOUT] = "logout",
+	[PROTO_OP_REFRESH] = "refresh",
+};
+
+static const char *const state_names[_PROTO_STATE_MAX] = {
+	[PROTO_STATE_NO_TOKEN] = "no_token",
+	[PROTO_STATE_LOGGING_IN] = "logging_in",
+	[PROTO_STATE_VALID] = "valid",
+	[PROTO_STATE_REFRESHING] = "refreshing",
+	[PROTO_STATE_RETRYING] = "retrying",
+	[PROTO_STATE_EXPIRED] = "expired",
+	[PROTO_STATE_CREDENTIALS_REJECTED] = "credentials_rejected",
+};
+
+/* Returns the index of name in names[0..n), or -EINVAL. */
+static int lookup(const char *const *names, int n, const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return i;
+	return -EINVAL;
+}
+
+const char *proto_op_name(enum proto_op op)
+{
+	/* Compare as unsigned so that a negative value cast to the enum is out of range too. */
+	return (unsigned)op < _PROTO_OP_MAX ? op_names[op] : NULL;
+}
+
+int proto_op_from_name(const char *name)
+{
+	return lookup(op_names, _PROTO_OP_MAX, name);
+}
+
+const char *proto_state_name(enum proto_state state)
+{
+	return (unsigned)state < _PROTO_STATE_MAX ? state_names[state] : NULL;
+}
+
+int proto_state_from_name(const char *name)
+{
+	return lookup(state_names, _PROTO_STATE_MAX, name);
+}
 
 static const char *const error_names[_PROTO_E_MAX] = {
 	[PROTO_OK] = "ok",
@@ -31,13 +82,8 @@ const char *proto_error_name(enum proto_error err)
 
 int proto_error_from_name(const char *name)
 {
-	if (!name)
-		return -EINVAL;
-
 	/* "ok" is not an error code on the wire, so PROTO_OK is never the answer. */
-	for (int i = PROTO_OK + 1; i < _PROTO_E_MAX; i++)
-		if (strcmp(error_names[i], name) == 0)
-			return i;
+	int r = lookup(error_names, _PROTO_E_MAX, name);
 
-	return -EINVAL;
+	return r == PROTO_OK ? -EINVAL : r;
 }

@@ -15,8 +15,9 @@
 /* Connections served at once; more are answered "too_many_clients" and closed. */
 #define PROTO_MAX_CLIENTS 128
 
-/* A connection with no complete request for this long is closed ("idle_timeout"). */
-#define PROTO_IDLE_TIMEOUT_SEC 30
+/* A connection with no complete request for this long is closed ("idle_timeout"). The
+ * daemon's idle_timeout key changes it; this is the default. */
+#define PROTO_DEFAULT_IDLE_TIMEOUT_SEC 30
 
 /* Deepest JSON nesting accepted in a request. */
 #define PROTO_MAX_DEPTH 8
@@ -27,6 +28,87 @@
 /* Longest "op" name. */
 #define PROTO_MAX_OP 32
 
+/* Longest "id" (UTF-8 bytes, or digits of an integer), "username" and "mfa" in a request. */
+#define PROTO_MAX_ID       64
+#define PROTO_MAX_USERNAME 256
+#define PROTO_MAX_MFA      16
+
+/* Longest "wait" a request is granted, in seconds (a larger one is cut to this), and the
+ * wait of a "get" with "min_valid" but no "wait". */
+#define PROTO_MAX_WAIT_SEC     300
+#define PROTO_DEFAULT_WAIT_SEC 30
+
+/* Requests: the "op" field. */
+enum proto_op {
+	PROTO_OP_PING,
+	PROTO_OP_GET,
+	PROTO_OP_STATUS,
+	PROTO_OP_LOGIN,
+	PROTO_OP_LOGOUT,
+	PROTO_OP_REFRESH,
+	_PROTO_OP_MAX,
+};
+
+/* Returns the wire name of op ("get"...), or NULL if out of range. */
+const char *proto_op_name(enum proto_op op);
+
+/* Returns the op whose wire name is name, or -EINVAL if there is none. */
+int proto_op_from_name(const char *name);
+
+/* What the daemon is doing about its token: the "state" reply field. See PROTOCOL.md. */
+enum proto_state {
+	PROTO_STATE_NO_TOKEN,             /* no token, no login running */
+	PROTO_STATE_LOGGING_IN,           /* no valid token yet; a login is running */
+	PROTO_STATE_VALID,                /* a valid token is held */
+	PROTO_STATE_REFRESHING,           /* a valid token is held; its successor is being fetched */
+	PROTO_STATE_RETRYING,             /* the last login failed for a passing reason */
+	PROTO_STATE_EXPIRED,              /* the held token expired and nothing can replace it */
+	PROTO_STATE_CREDENTIALS_REJECTED, /* RegScale refused the credentials */
+	_PROTO_STATE_MAX,
+};
+
+/* Returns the wire name of state ("valid"...), or NULL if out of range. */
+const char *proto_state_name(enum proto_state state);
+
+/* Returns the state whose wire name is name, or -EINVAL if there is none. */
+int proto_state_from_name(const char *name);
+
+/* Values of the "kind" reply field: where the token came from. */
+#define PROTO_KIND_SERVICE "service"
+#define PROTO_KIND_LOGIN   "login"
+
+/* Request field names. */
+#define PROTO_F_OP        "op"
+#define PROTO_F_V         "v"
+#define PROTO_F_ID        "id"
+#define PROTO_F_MIN_VALID "min_valid"
+#define PROTO_F_WAIT      "wait"
+#define PROTO_F_USERNAME  "username"
+#define PROTO_F_PASSWORD  "password"
+#define PROTO_F_MFA       "mfa"
+
+/* Reply field names (PROTOCOL.md "Replies" and each request's table). */
+#define PROTO_F_OK              "ok"
+#define PROTO_F_ERROR           "error"
+#define PROTO_F_MESSAGE         "message"
+#define PROTO_F_PONG            "pong"
+#define PROTO_F_TOKEN           "token"
+#define PROTO_F_STATE           "state"
+#define PROTO_F_KIND            "kind"
+#define PROTO_F_USER_ID         "user_id"
+#define PROTO_F_URL             "url"
+#define PROTO_F_EXPIRES_AT      "expires_at"
+#define PROTO_F_EXPIRES         "expires"
+#define PROTO_F_EXPIRES_IN      "expires_in"
+#define PROTO_F_LAST_REFRESH    "last_refresh"
+#define PROTO_F_NEXT_REFRESH    "next_refresh"
+#define PROTO_F_LAST_ERROR      "last_error"
+#define PROTO_F_RETRIES         "retries"
+#define PROTO_F_LOGIN_IN_FLIGHT "login_in_flight"
+#define PROTO_F_VERSION         "version"
+#define PROTO_F_PID             "pid"
+#define PROTO_F_UPTIME          "uptime"
+
 /* Error codes. Stable: scripts match on the string form, never on the number. */
 enum proto_error {
 	PROTO_OK = 0,
@@ -35,7 +117,7 @@ enum proto_error {
 	PROTO_E_UNKNOWN_OP,          /* "op" names no request */
 	PROTO_E_TOO_LARGE,           /* line longer than PROTO_MAX_LINE; connection closed */
 	PROTO_E_TOO_MANY_CLIENTS,    /* PROTO_MAX_CLIENTS reached; connection closed */
-	PROTO_E_IDLE_TIMEOUT,        /* no request within PROTO_IDLE_TIMEOUT_SEC; connection closed */
+	PROTO_E_IDLE_TIMEOUT,        /* no request within the idle timeout; connection closed */
 	PROTO_E_PERMISSION_DENIED,   /* peer not allowed this request */
 	PROTO_E_NO_TOKEN,            /* the daemon holds no token */
 	PROTO_E_TOKEN_EXPIRED,       /* the held token has expired; never served stale */

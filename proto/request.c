@@ -10,22 +10,6 @@
 #define STR(x)  #x
 #define XSTR(x) STR(x)
 
-static const char *const op_names[_PROTO_OP_MAX] = {
-		[PROTO_OP_PING] = "ping",
-		[PROTO_OP_GET] = "get",
-		[PROTO_OP_STATUS] = "status",
-		[PROTO_OP_LOGIN] = "login",
-		[PROTO_OP_LOGOUT] = "logout",
-		[PROTO_OP_REFRESH] = "refresh",
-};
-
-const char *proto_op_name(enum proto_op op)
-{
-	if ((unsigned)op >= _PROTO_OP_MAX)
-		return NULL;
-	return op_names[op];
-}
-
 #define MSG_EMPTY      "request is empty"
 #define MSG_NOT_OBJECT "request is not a JSON object"
 #define MSG_TRAILING   "request has data after the JSON object"
@@ -65,17 +49,17 @@ struct field_info {
 #define MSG_SECONDS "must be a whole number of seconds, 0 or more"
 
 static const struct field_info fields[_F_MAX] = {
-		[F_OP] = FIELD("op", "must be a string", "is too long"),
-		[F_V] = FIELD("v", "must be an integer", "is out of range"),
-		[F_ID] = FIELD("id", "must be a string or an integer",
-				"is longer than " XSTR(REQUEST_MAX_ID) " bytes"),
-		[F_MIN_VALID] = FIELD("min_valid", MSG_SECONDS, "is too large"),
-		[F_WAIT] = FIELD("wait", MSG_SECONDS, "is too large"),
-		[F_USERNAME] = FIELD("username", "must be a string",
-				"is longer than " XSTR(REQUEST_MAX_USERNAME) " bytes"),
-		[F_MFA] = FIELD("mfa", "must be a string",
-				"is longer than " XSTR(REQUEST_MAX_MFA) " bytes"),
-		[F_PASSWORD] = FIELD("password", "must be a string", "is too long"),
+		[F_OP] = FIELD(PROTO_F_OP, "must be a string", "is too long"),
+		[F_V] = FIELD(PROTO_F_V, "must be an integer", "is out of range"),
+		[F_ID] = FIELD(PROTO_F_ID, "must be a string or an integer",
+				"is longer than " XSTR(PROTO_MAX_ID) " bytes"),
+		[F_MIN_VALID] = FIELD(PROTO_F_MIN_VALID, MSG_SECONDS, "is too large"),
+		[F_WAIT] = FIELD(PROTO_F_WAIT, MSG_SECONDS, "is too large"),
+		[F_USERNAME] = FIELD(PROTO_F_USERNAME, "must be a string",
+				"is longer than " XSTR(PROTO_MAX_USERNAME) " bytes"),
+		[F_MFA] = FIELD(PROTO_F_MFA, "must be a string",
+				"is longer than " XSTR(PROTO_MAX_MFA) " bytes"),
+		[F_PASSWORD] = FIELD(PROTO_F_PASSWORD, "must be a string", "is too long"),
 };
 
 #define MSG_PASSWORD_REFUSED "\"password\" is not accepted here"
@@ -183,7 +167,7 @@ static int parse_field(struct json_parser *ps, enum field f, struct request *req
 			r = parse_number_field(ps, f, &n);
 			if (r < 0)
 				return r;
-			if (n.len > REQUEST_MAX_ID)
+			if (n.len > PROTO_MAX_ID)
 				return json_fail(ps, fields[f].msg_large);
 			memcpy(req->id, n.text, n.len);
 			req->id[n.len] = '\0';
@@ -299,6 +283,7 @@ enum proto_error request_parse(
 	struct state st = {0};
 	enum proto_error err = PROTO_E_BAD_REQUEST;
 	const char *msg;
+	int r;
 	char *secret = req->secret;
 	size_t secret_size = req->secret_size;
 
@@ -338,11 +323,10 @@ enum proto_error request_parse(
 	msg = MSG_OP_UNKNOWN;
 	if (st.op_too_long)
 		goto fail;
-	for (int i = 0; i < _PROTO_OP_MAX; i++)
-		if (strcmp(st.op, op_names[i]) == 0)
-			req->op = (enum proto_op)i;
-	if (req->op == _PROTO_OP_MAX)
+	r = proto_op_from_name(st.op);
+	if (r < 0)
 		goto fail;
+	req->op = (enum proto_op)r;
 
 	if (req->secret && req->secret_size > 0 && !req->has_secret)
 		req->secret[0] = '\0';

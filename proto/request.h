@@ -10,33 +10,19 @@
 
 #include "proto/proto.h"
 
-enum proto_op {
-	PROTO_OP_PING,
-	PROTO_OP_GET,
-	PROTO_OP_STATUS,
-	PROTO_OP_LOGIN,
-	PROTO_OP_LOGOUT,
-	PROTO_OP_REFRESH,
-	_PROTO_OP_MAX,
-};
-
-#define REQUEST_MAX_ID       64
-#define REQUEST_MAX_USERNAME 256
-#define REQUEST_MAX_MFA      16
-
 struct request {
 	enum proto_op op;
 	/* "id": any string or integer the client chose, echoed verbatim in the reply
 	 * (integers are kept in their decimal text form). Empty when absent. */
-	char id[REQUEST_MAX_ID + 1];
+	char id[PROTO_MAX_ID + 1];
 	bool has_id;
 	/* "min_valid" (get, refresh): seconds the token must stay valid; -1 when absent. */
 	int64_t min_valid;
 	/* "wait" (get, refresh): seconds the client will wait for a refresh; -1 when absent. */
 	int64_t wait;
 	/* "username", "mfa" (login). Empty when absent. */
-	char username[REQUEST_MAX_USERNAME + 1];
-	char mfa[REQUEST_MAX_MFA + 1];
+	char username[PROTO_MAX_USERNAME + 1];
+	char mfa[PROTO_MAX_MFA + 1];
 	/* "password" (login): decoded into the caller's buffer secret[0..secret_size), which
 	 * the caller sets before parsing (NULL = a password is refused as bad_request).
 	 * secret_len is its length; the buffer is always NUL-terminated on success. */
@@ -45,9 +31,6 @@ struct request {
 	size_t secret_len;
 	bool has_secret;
 };
-
-/* Returns the wire name of op ("get"...), or NULL if out of range. */
-const char *proto_op_name(enum proto_op op);
 
 /* Parses one request line (without its newline; need not be NUL-terminated) into *req,
  * whose secret/secret_size the caller has set. Returns PROTO_OK, or the error to answer

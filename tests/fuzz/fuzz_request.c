@@ -56,7 +56,7 @@ static enum proto_error parse(const uint8_t *data, size_t size, char *secret, si
 	FUZZ_CHECK(msg == NULL);
 	FUZZ_CHECK(proto_op_name(req->op) != NULL);
 	FUZZ_CHECK(req->has_id || req->id[0] == '\0');
-	FUZZ_CHECK(strlen(req->id) <= REQUEST_MAX_ID);
+	FUZZ_CHECK(strlen(req->id) <= PROTO_MAX_ID);
 	FUZZ_CHECK(req->min_valid >= -1 && req->wait >= -1);
 	if (!secret) {
 		FUZZ_CHECK(!req->has_secret && req->secret_len == 0);

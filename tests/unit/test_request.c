@@ -1039,7 +1039,7 @@ static void test_mutations(void **state)
 		assert_true(req.op < _PROTO_OP_MAX);
 		assert_true(req.secret_len < sizeof(secret));
 		assert_int_equal(secret[req.secret_len], '\0');
-		assert_true(strlen(req.id) <= REQUEST_MAX_ID);
+		assert_true(strlen(req.id) <= PROTO_MAX_ID);
 	}
 }
 

@@ -155,10 +155,10 @@ int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit)
 	default:
 		return c;
 	}
-	return -1;
+	return -ECANCELED;
 }
 
-int cli_simple_options(int argc, char **argv, bool *json)
+int cli_simple_options(int argc, char **argv, bool *json, int *ret_exit)
 {
 	static const struct option opts_json[] = {
 			{"json", no_argument, NULL, 'j'},
@@ -166,12 +166,12 @@ int cli_simple_options(int argc, char **argv, bool *json)
 			CLI_GLOBAL_OPTIONS_MISPLACED,
 			{0},
 	};
-	int c, ex = 0;
+	int c;
 
 	/* Without json the table starts at --help, and 'j' never comes back. */
-	while ((c = cli_getopt(argc, argv, json ? opts_json : opts_json + 1, &ex)) > 0)
+	while ((c = cli_getopt(argc, argv, json ? opts_json : opts_json + 1, ret_exit)) > 0)
 		*json = true;
-	return c < 0 ? ex : -1;
+	return c;
 }
 
 int64_t cli_timeout(const struct globals *g, int64_t default_ms)

@@ -67,14 +67,15 @@ int cli_option_error(int c, char **argv);
 /* clang-format on */
 
 /* Parses a command's options with getopt_long. Returns the next of its own options (the val
- * of its entry, > 0), or 0 when they are done and no argument is left. Returns -1 with the
- * exit code in *ret_exit once --help was printed (EXIT_SUCCESS), or a usage error, a
+ * of its entry, > 0), or 0 when they are done and no argument is left. Returns -ECANCELED
+ * with the exit code in *ret_exit once --help was printed (EXIT_SUCCESS), or a usage error, a
  * misplaced global option or an argument left over was said (EXIT_USAGE). */
 int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit);
 
 /* Parses the options of a command that has none but --help, and --json when json is not
- * NULL (*json is set when it is given). Returns -1 to go on, else the exit code. */
-int cli_simple_options(int argc, char **argv, bool *json);
+ * NULL (*json is set when it is given). Returns 0 to go on, or -ECANCELED with the exit code
+ * in *ret_exit (--help was printed, or a usage error said). */
+int cli_simple_options(int argc, char **argv, bool *json, int *ret_exit);
 
 /* Returns the budget for an exchange: --timeout when given, else default_ms. */
 int64_t cli_timeout(const struct globals *g, int64_t default_ms);

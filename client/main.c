@@ -121,11 +121,10 @@ static int run_status(const struct globals *g, int argc, char **argv)
 {
 	struct connect_reply rep;
 	bool json = false;
-	int r;
+	int ex, r;
 
-	r = cli_simple_options(argc, argv, &json);
-	if (r >= 0)
-		return r;
+	if (cli_simple_options(argc, argv, &json, &ex) < 0)
+		return ex;
 	r = cli_call_simple(g, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;
@@ -150,11 +149,10 @@ static int run_ping(const struct globals *g, int argc, char **argv)
 	struct connect_reply rep;
 	struct json_object *pong;
 	bool ok;
-	int r;
+	int ex, r;
 
-	r = cli_simple_options(argc, argv, NULL);
-	if (r >= 0)
-		return r;
+	if (cli_simple_options(argc, argv, NULL, &ex) < 0)
+		return ex;
 	r = cli_call_simple(g, PROTO_OP_PING, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;

@@ -252,11 +252,10 @@ static int run_plain(const struct globals *g, int argc, char **argv, enum proto_
 		int64_t timeout_ms)
 {
 	struct connect_reply rep;
-	int r;
+	int ex, r;
 
-	r = cli_simple_options(argc, argv, NULL);
-	if (r >= 0)
-		return r;
+	if (cli_simple_options(argc, argv, NULL, &ex) < 0)
+		return ex;
 	r = cli_call_simple(g, op, timeout_ms, &rep);
 	if (r != 0)
 		return r;

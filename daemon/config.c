@@ -90,7 +90,7 @@ void config_init(struct config *ret)
 	*ret = (struct config){
 			.login_api = LOGIN_API_V1,
 			.connect_timeout_sec = 10,
-			.idle_timeout_sec = PROTO_IDLE_TIMEOUT_SEC,
+			.idle_timeout_sec = PROTO_DEFAULT_IDLE_TIMEOUT_SEC,
 			.total_timeout_sec = 30,
 			.default_lifetime_sec = 86400,
 	};
@@ -157,43 +157,50 @@ static int fail(struct parse *p, unsigned line, int err, const char *fmt, ...)
 	return err;
 }
 
-static const char *parse_value(struct parse *p, const struct key *k, const char *v)
+/* Checks and stores one value. Returns 0, or -EINVAL/-ENOMEM with a static reason. */
+static int parse_value(struct parse *p, const struct key *k, const char *v, const char **ret_reason)
 {
 	void *f = field(&p->tmp, k);
 
+	*ret_reason = "contains a control character";
 	for (const char *s = v; *s; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			if (!(k->kind == KIND_LIST && *s == '\t'))
-				return "contains a control character";
+				return -EINVAL;
+	*ret_reason = "empty value";
 	if (!*v)
-		return "empty value";
+		return -EINVAL;
 
 	switch (k->kind) {
 	case KIND_STRING:
+		*ret_reason = "must not contain whitespace";
 		if (strcmp(k->name, "proxy") == 0 && strpbrk(v, " \t"))
-			return "must not contain whitespace";
+			return -EINVAL;
+		*ret_reason = "out of memory";
 		*(char **)f = strdup(v);
-		return *(char **)f ? NULL : "out of memory";
+		return *(char **)f ? 0 : -ENOMEM;
 	case KIND_PATH:
-		return config_value_path(p->dir, v, f);
+		return config_value_path(p->dir, v, f, ret_reason);
 	case KIND_URL:
-		return config_value_url(v, f);
+		return config_value_url(v, f, ret_reason);
 	case KIND_LOGIN_API:
-		return config_value_login_api(v, f);
+		return config_value_login_api(v, f, ret_reason);
 	case KIND_DURATION:
-		return config_value_duration(v, f);
+		return config_value_duration(v, f, ret_reason);
 	case KIND_LIST:
-		return config_value_list(v, f);
+		return config_value_list(v, f, ret_reason);
 	}
-	return "unknown kind";
+	*ret_reason = "unknown kind";
+	return -EINVAL;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
 	const struct key *k = NULL;
-	const char *reason;
+	const char *reason = NULL;
 	size_t i;
+	int r;
 
 	if (p->error)
 		return 0;
@@ -221,10 +228,9 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 	}
 
-	reason = parse_value(p, k, value);
-	if (reason) {
-		fail(p, p->line, strcmp(reason, "out of memory") == 0 ? -ENOMEM : -EINVAL,
-				"[%s] %s: %s", section, name, reason);
+	r = parse_value(p, k, value, &reason);
+	if (r < 0) {
+		fail(p, p->line, r, "[%s] %s: %s", section, name, reason);
 		return 0;
 	}
 	p->set_line[i] = p->line;

@@ -1,5 +1,5 @@
 /* The value parsers behind config_load(): each checks one value from the file and converts it,
- * returning NULL or a static reason that config.c puts after "[section] key: ". */
+ * returning 0, or -errno and a static reason that config.c puts after "[section] key: ". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,6 +16,13 @@
 /* Longest duration accepted: one year. */
 #define CONFIG_MAX_DURATION_SEC (365ULL * 24 * 3600)
 
+/* Sets *ret_reason to why and returns err, for one-line failures. */
+static int fail(const char **ret_reason, int err, const char *why)
+{
+	*ret_reason = why;
+	return err;
+}
+
 char **config_value_list_free(char **l)
 {
 	if (l)
@@ -25,22 +32,22 @@ char **config_value_list_free(char **l)
 	return NULL;
 }
 
-const char *config_value_duration(const char *v, uint64_t *ret)
+int config_value_duration(const char *v, uint64_t *ret, const char **ret_reason)
 {
 	uint64_t n;
 	int r;
 
 	r = duration_parse(v, CONFIG_MAX_DURATION_SEC, &n);
 	if (r == -ERANGE)
-		return "too large (at most 8760h)";
+		return fail(ret_reason, -EINVAL, "too large (at most 8760h)");
 	if (r < 0 && (*v < '0' || *v > '9'))
-		return "not a number (expected e.g. 30, 30s, 5m or 24h)";
+		return fail(ret_reason, -EINVAL, "not a number (expected e.g. 30, 30s, 5m or 24h)");
 	if (r < 0)
-		return "bad unit (expected s, m, h or d)";
+		return fail(ret_reason, -EINVAL, "bad unit (expected s, m, h or d)");
 	if (n == 0)
-		return "must be positive";
+		return fail(ret_reason, -EINVAL, "must be positive");
 	*ret = n;
-	return NULL;
+	return 0;
 }
 
 static bool host_is_loopback(const char *host, bool bracketed)
@@ -55,7 +62,7 @@ static bool host_is_loopback(const char *host, bool bracketed)
 	return strcasecmp(host, "localhost") == 0;
 }
 
-const char *config_value_url(const char *v, char **ret)
+int config_value_url(const char *v, char **ret, const char **ret_reason)
 {
 	char host[256];
 	const char *rest, *auth_end, *host_end, *port = NULL;
@@ -70,26 +77,26 @@ const char *config_value_url(const char *v, char **ret)
 		https = false;
 		rest = v + 7;
 	} else {
-		return "must start with https:// (or http:// for a loopback address)";
+		return fail(ret_reason, -EINVAL, "must start with https:// (or http:// for a loopback address)");
 	}
 	if (strpbrk(v, " \t"))
-		return "must not contain whitespace";
+		return fail(ret_reason, -EINVAL, "must not contain whitespace");
 	if (strpbrk(v, "?#"))
-		return "must not contain a query or fragment (? or #)";
+		return fail(ret_reason, -EINVAL, "must not contain a query or fragment (? or #)");
 
 	auth_end = rest + strcspn(rest, "/");
 	if (memchr(rest, '@', (size_t)(auth_end - rest)))
-		return "must not contain user information (user@ or user:password@)";
+		return fail(ret_reason, -EINVAL, "must not contain user information (user@ or user:password@)");
 
 	if (*rest == '[') {
 		bracketed = true;
 		rest++;
 		host_end = memchr(rest, ']', (size_t)(auth_end - rest));
 		if (!host_end)
-			return "unterminated [ in host";
+			return fail(ret_reason, -EINVAL, "unterminated [ in host");
 		if (host_end + 1 < auth_end) {
 			if (host_end[1] != ':')
-				return "bad host";
+				return fail(ret_reason, -EINVAL, "bad host");
 			port = host_end + 2;
 		}
 	} else {
@@ -101,62 +108,62 @@ const char *config_value_url(const char *v, char **ret)
 	}
 	host_len = (size_t)(host_end - rest);
 	if (host_len == 0)
-		return "no host";
+		return fail(ret_reason, -EINVAL, "no host");
 	if (host_len >= sizeof(host))
-		return "host name too long";
+		return fail(ret_reason, -EINVAL, "host name too long");
 	memcpy(host, rest, host_len);
 	host[host_len] = '\0';
 
 	if (port) {
 		unsigned long n = 0;
 		if (port == auth_end)
-			return "empty port";
+			return fail(ret_reason, -EINVAL, "empty port");
 		for (const char *i = port; i < auth_end; i++) {
 			if (*i < '0' || *i > '9')
-				return "port is not a number";
+				return fail(ret_reason, -EINVAL, "port is not a number");
 			n = n * 10 + (unsigned long)(*i - '0');
 			if (n > 65535)
-				return "port out of range";
+				return fail(ret_reason, -EINVAL, "port out of range");
 		}
 		if (n == 0)
-			return "port out of range";
+			return fail(ret_reason, -EINVAL, "port out of range");
 	}
 
 	if (bracketed) {
 		struct in6_addr a6;
 		if (inet_pton(AF_INET6, host, &a6) != 1)
-			return "bad IPv6 address in []";
+			return fail(ret_reason, -EINVAL, "bad IPv6 address in []");
 	}
 	if (!https && !host_is_loopback(host, bracketed))
-		return "http:// is only allowed for 127.0.0.1, localhost or [::1]; use https://";
+		return fail(ret_reason, -EINVAL, "http:// is only allowed for 127.0.0.1, localhost or [::1]; use https://");
 
 	len = strlen(v);
 	while (len > 0 && v[len - 1] == '/')
 		len--;
 	url = strndup(v, len);
 	if (!url)
-		return "out of memory";
+		return fail(ret_reason, -ENOMEM, "out of memory");
 	*ret = url;
-	return NULL;
+	return 0;
 }
 
-const char *config_value_path(const char *dir, const char *v, char **ret)
+int config_value_path(const char *dir, const char *v, char **ret, const char **ret_reason)
 {
 	char *s;
 
 	if (v[0] == '~')
-		return "~ is not expanded; use an absolute path";
+		return fail(ret_reason, -EINVAL, "~ is not expanded; use an absolute path");
 	if (v[0] == '/')
 		s = strdup(v);
 	else if (asprintf(&s, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", v) < 0)
 		s = NULL;
 	if (!s)
-		return "out of memory";
+		return fail(ret_reason, -ENOMEM, "out of memory");
 	*ret = s;
-	return NULL;
+	return 0;
 }
 
-const char *config_value_list(const char *v, char ***ret)
+int config_value_list(const char *v, char ***ret, const char **ret_reason)
 {
 	static const char sep[] = ", \t";
 	size_t n = 0, i = 0;
@@ -167,32 +174,32 @@ const char *config_value_list(const char *v, char ***ret)
 		s += strcspn(s, sep);
 	}
 	if (n == 0)
-		return "empty list";
+		return fail(ret_reason, -EINVAL, "empty list");
 
 	l = calloc(n + 1, sizeof(char *));
 	if (!l)
-		return "out of memory";
+		return fail(ret_reason, -ENOMEM, "out of memory");
 	for (const char *s = v + strspn(v, sep); *s; s += strspn(s, sep)) {
 		size_t len = strcspn(s, sep);
 		l[i] = strndup(s, len);
 		if (!l[i]) {
 			config_value_list_free(l);
-			return "out of memory";
+			return fail(ret_reason, -ENOMEM, "out of memory");
 		}
 		i++;
 		s += len;
 	}
 	*ret = l;
-	return NULL;
+	return 0;
 }
 
-const char *config_value_login_api(const char *v, enum login_api *ret)
+int config_value_login_api(const char *v, enum login_api *ret, const char **ret_reason)
 {
 	if (strcmp(v, "v1") == 0)
 		*ret = LOGIN_API_V1;
 	else if (strcmp(v, "v2") == 0)
 		*ret = LOGIN_API_V2;
 	else
-		return "must be v1 or v2";
-	return NULL;
+		return fail(ret_reason, -EINVAL, "must be v1 or v2");
+	return 0;
 }

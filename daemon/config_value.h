@@ -1,31 +1,31 @@
 /* The value parsers of config_load() (daemon/config.h), internal to the daemon. Each checks
- * one value as read from the file (non-empty, no control characters) and returns NULL on
- * success or a static reason ("out of memory" when allocation failed); *ret is written only
- * on success. */
+ * one value as read from the file (non-empty, no control characters) and returns 0 on
+ * success, or -EINVAL (-ENOMEM when allocation failed) with a static reason in *ret_reason;
+ * *ret is written only on success. */
 #pragma once
 
 #include <stdint.h>
 
 #include "daemon/config.h"
 
-/* Parses "30", "30s", "5m", "24h" (at most one year) into seconds in *ret. Returns NULL or a
- * reason. */
-const char *config_value_duration(const char *v, uint64_t *ret);
+/* Parses "30", "30s", "5m", "24h", "7d" (at most one year) into seconds in *ret. Returns 0 or -errno
+ * with a reason. */
+int config_value_duration(const char *v, uint64_t *ret, const char **ret_reason);
 
-/* Checks a RegScale base URL (https://, or http:// for a loopback host only). Returns NULL and
- * a malloc'd copy without trailing slashes in *ret, which the caller frees, or a reason. */
-const char *config_value_url(const char *v, char **ret);
+/* Checks a RegScale base URL (https://, or http:// for a loopback host only). Returns 0 and
+ * a malloc'd copy without trailing slashes in *ret, which the caller frees, or -errno with a reason. */
+int config_value_url(const char *v, char **ret, const char **ret_reason);
 
-/* Resolves v against dir (absolute, the configuration file's directory; borrowed). Returns NULL
- * and a malloc'd absolute path in *ret, which the caller frees, or a reason. */
-const char *config_value_path(const char *dir, const char *v, char **ret);
+/* Resolves v against dir (absolute, the configuration file's directory; borrowed). Returns 0
+ * and a malloc'd absolute path in *ret, which the caller frees, or -errno with a reason. */
+int config_value_path(const char *dir, const char *v, char **ret, const char **ret_reason);
 
-/* Splits v on commas and whitespace. Returns NULL and a malloc'd NULL-terminated array of
- * malloc'd strings in *ret, which the caller frees with config_value_list_free(), or a reason. */
-const char *config_value_list(const char *v, char ***ret);
+/* Splits v on commas and whitespace. Returns 0 and a malloc'd NULL-terminated array of
+ * malloc'd strings in *ret, which the caller frees with config_value_list_free(), or -errno with a reason. */
+int config_value_list(const char *v, char ***ret, const char **ret_reason);
 
-/* Parses "v1" or "v2" into *ret. Returns NULL or a reason. */
-const char *config_value_login_api(const char *v, enum login_api *ret);
+/* Parses "v1" or "v2" into *ret. Returns 0 or -errno with a reason. */
+int config_value_login_api(const char *v, enum login_api *ret, const char **ret_reason);
 
 /* Frees a list from config_value_list() and its strings (NULL is fine). Returns NULL. */
 char **config_value_list_free(char **l);

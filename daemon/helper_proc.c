@@ -34,12 +34,15 @@ struct helper_proc {
 	siginfo_t status;
 	helper_done_t done;
 	void *userdata;
+	struct helper_proc **owner; /* the caller's pointer to us, cleared when we go */
 };
 
 struct helper_proc *helper_free(struct helper_proc *l)
 {
 	if (!l)
 		return NULL;
+	if (l->owner)
+		*l->owner = NULL;
 	sd_event_source_disable_unref(l->in_io);
 	sd_event_source_disable_unref(l->out_io);
 	sd_event_source_disable_unref(l->kill_timer);
@@ -123,6 +126,9 @@ static void finish(struct helper_proc *l)
 		r.token = secret_free(r.token);
 	l->answer = secret_free(l->answer);
 
+	/* Detached first: the callback may start the next helper into the same slot. */
+	*l->owner = NULL;
+	l->owner = NULL;
 	l->done(&r, l->userdata);
 	secret_free(r.token);
 	helper_free(l);
@@ -322,6 +328,7 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
 				 on_kill_timer, l)) < 0)
 		goto fail;
 	*ret = l;
+	l->owner = ret;
 	return 0;
 fail:
 	closep(&to_helper[0]);

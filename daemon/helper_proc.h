@@ -40,16 +40,18 @@ struct helper_proc;
 
 /* Called once when the helper is done (or was killed at the total timeout). The result
  * and its token belong to the callee for the duration of the call only: seal the token,
- * don't keep the pointer. The login object is freed after the callback returns. */
+ * don't keep the pointer. The caller's pointer (*ret of helper_start()) is already NULL
+ * when this runs, and the helper object is freed after it returns. */
 typedef void (*helper_done_t)(struct helper_result *result, void *userdata);
 
 /* Spawns helper_path (stdin/stdout are pipes, stderr is inherited so its one log line
  * lands in the daemon's log), writes req to it and watches it on e. Returns 0 and *ret
- * (owned by the caller until done runs; helper_free cancels), or -errno. */
+ * (owned by the caller until done runs; helper_free cancels), or -errno. *ret must stay
+ * where it is while the helper runs: it is set to NULL when the helper is done or freed. */
 int helper_start(sd_event *e, const char *helper_path, const struct helper_input *req,
 	helper_done_t done, void *userdata, struct helper_proc **ret);
 
-/* Cancels a login in flight (kills and reaps the helper, wipes buffers) without calling
- * done. Accepts NULL, returns NULL. */
+/* Cancels a helper in flight (kills and reaps it, wipes buffers) without calling done, and
+ * clears the caller's pointer to it. Accepts NULL, returns NULL. */
 struct helper_proc *helper_free(struct helper_proc *l);
 

@@ -105,7 +105,8 @@ static bool peer_is_admin(const struct peer *peer)
 	return peer->level == ACCESS_ADMIN;
 }
 
-static const char *or(const char *s, const char *fallback)
+/* Returns s, or fallback when s is NULL or empty. */
+static const char *nonempty_or(const char *s, const char *fallback)
 {
 	return s && s[0] ? s : fallback;
 }
@@ -208,7 +209,7 @@ static enum proto_error no_token_error(struct tokend *d, enum token_state state,
 		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
 		return PROTO_E_LOGIN_FAILED;
 	}
-	snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "the daemon holds no token"));
+	snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, "the daemon holds no token"));
 	return PROTO_E_NO_TOKEN;
 }
 
@@ -256,7 +257,7 @@ static enum proto_error login_outcome_reply(struct tokend *d, const struct reque
 	}
 	if (!d->login_done || d->last_outcome != HELPER_OK ||
 			tokend_token_state(d, now_unix()) != TOKEN_STATE_VALID) {
-		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "login failed"));
+		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, "login failed"));
 		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;
 	}
 	obj = reply_new_ok(req->id);
@@ -271,7 +272,7 @@ static enum proto_error login_outcome_reply(struct tokend *d, const struct reque
 static enum proto_error answer_login(struct tokend *d, const struct request *req,
 	struct call *call)
 {
-	const char *username = or(req->username, d->config.username);
+	const char *username = nonempty_or(req->username, d->config.username);
 	int r;
 
 	if (!call->first)
@@ -300,7 +301,7 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 		}
 	r = refresh_set_credentials(d, username, req->secret, req->secret_len, req->mfa);
 	if (r < 0 && !d->login_done) {
-		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, strerror(-r)));
+		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, strerror(-r)));
 		return PROTO_E_LOGIN_FAILED;
 	}
 	return login_outcome_reply(d, req, call);
@@ -324,7 +325,7 @@ static enum proto_error answer_refresh(struct tokend *d, const struct request *r
 		return answer_status(d, req, call);
 	}
 	if (refresh_now(d, "requested by a client") <= 0) {
-		snprintf(call->msg, sizeof(call->msg), "%s", or(d->last_error, "cannot log in"));
+		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, "cannot log in"));
 		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;
 	}
 	return login_outcome_reply(d, req, call);
@@ -363,8 +364,8 @@ static enum ops_result run(struct tokend *d, const struct request *req, struct c
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->ucred.pid,
 			(unsigned)call->peer->ucred.uid, proto_op_name(req->op), proto_error_name(err),
-			or(call->msg, "internal error"));
-		ops_error(d, err, or(call->msg, "internal error, see the daemon log"), req->id);
+			nonempty_or(call->msg, "internal error"));
+		ops_error(d, err, nonempty_or(call->msg, "internal error, see the daemon log"), req->id);
 		return OPS_REPLY;
 	}
 	return call->wait ? OPS_WAIT : OPS_REPLY;
@@ -399,8 +400,8 @@ enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char
 	err = request_parse(line, len, &req, &why);
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
-			proto_error_name(err), or(why, "invalid request"));
-		ops_error(d, err, or(why, "invalid request"), req.has_id ? req.id : NULL);
+			proto_error_name(err), nonempty_or(why, "invalid request"));
+		ops_error(d, err, nonempty_or(why, "invalid request"), req.has_id ? req.id : NULL);
 		return OPS_REPLY;
 	}
 	log_debug("client pid %d uid %u: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,

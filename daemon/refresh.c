@@ -163,7 +163,6 @@ static void on_login_done(struct helper_result *res, void *userdata)
 {
 	struct tokend *d = userdata;
 
-	d->login = NULL;
 	explicit_bzero(d->mfa, sizeof(d->mfa)); /* a one-time code is good for one try */
 	if (res->outcome == HELPER_OK && !res->token) {
 		res->outcome = HELPER_PROTOCOL;
@@ -371,7 +370,6 @@ static void on_validate_done(struct helper_result *res, void *userdata)
 {
 	struct tokend *d = userdata;
 
-	d->validation = NULL;
 	if (res->outcome == HELPER_OK) {
 		log_info("RegScale confirmed the service token is valid");
 		return;

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""Checks the tree's layering (README.md "Hacking"): which folder may include which, which
+libraries each program may link.
+
+  check_layout.py SOURCE_ROOT [CLIENT DAEMON HELPER]
+
+With the three built programs it also checks what they link (ldd). Exits 1 listing every
+violation, 0 when there is none.
+"""
+import os
+import re
+import subprocess
+import sys
+
+PIPE_HEADER = "daemon/helper/pipe.h"
+
+# folder -> (project folders its files may include, system header prefixes they must not)
+RULES = {
+    "common": ({"common"}, ("curl/", "systemd/")),
+    "proto": ({"proto", "common"}, ("curl/", "systemd/", "sodium")),
+    "client": ({"client", "proto", "common"}, ("curl/", "systemd/", "sodium")),
+    "daemon/helper": ({"daemon/helper", "common"}, ("systemd/",)),
+    "daemon": ({"daemon", "proto", "common"}, ("curl/",)),
+}
+
+# program -> shared libraries it must not link
+LINKS = {
+    "client": ("libsodium", "libsystemd", "libcurl"),
+    "daemon": ("libcurl",),
+    "helper": ("libsystemd",),
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+
+
+def check_includes(root):
+    errors = []
+    for folder in RULES:
+        base = os.path.join(root, folder)
+        for name in sorted(os.listdir(base)):
+            if not name.endswith((".c", ".h")):
+                continue
+            rel = f"{folder}/{name}"
+            allowed, banned = RULES[folder]
+            with open(os.path.join(root, rel), encoding="utf-8") as f:
+                text = f.read()
+            for kind, inc in INCLUDE.findall(text):
+                if kind == "<":
+                    if inc.startswith(banned):
+                        errors.append(f"{rel}: includes <{inc}>, which {folder}/ must not use")
+                    continue
+                if "/" not in inc:
+                    errors.append(f'{rel}: includes "{inc}" without its folder prefix')
+                    continue
+                target = os.path.dirname(inc)
+                if folder == "daemon" and inc == PIPE_HEADER:
+                    continue
+                if target not in allowed:
+                    errors.append(f'{rel}: includes "{inc}"; {folder}/ may include only '
+                                  + ", ".join(sorted(f"{a}/" for a in allowed))
+                                  + (f" and {PIPE_HEADER}" if folder == "daemon" else ""))
+                elif not os.path.exists(os.path.join(root, inc)):
+                    errors.append(f'{rel}: includes "{inc}", which does not exist')
+    return errors
+
+
+def check_links(programs):
+    errors = []
+    for prog, path in programs.items():
+        out = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
+        for lib in LINKS[prog]:
+            if re.search(r"^\s*" + re.escape(lib) + r"[.-]", out, re.M):
+                errors.append(f"{path}: links {lib}, which the {prog} must not")
+    return errors
+
+
+def main(argv):
+    if len(argv) not in (2, 5):
+        print(__doc__, file=sys.stderr)
+        return 2
+    errors = check_includes(argv[1])
+    if len(argv) == 5:
+        errors += check_links(dict(zip(("client", "daemon", "helper"), argv[2:])))
+    for e in errors:
+        print(e)
+    print(f"layout: {len(errors)} violation(s)")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -7,8 +7,8 @@
 #include "client/cli.h"
 #include "client/format.h"
 #include "client/jsonw.h"
-#include "proto/reply.h"
 #include "common/util.h"
+#include "proto/reply.h"
 
 /* clang-format off */
 const char cli_usage_text[] =

@@ -10,9 +10,9 @@
 #include <time.h>
 
 #include "client/connect.h"
+#include "common/util.h"
 #include "proto/proto.h"
 #include "proto/reply.h"
-#include "common/util.h"
 
 /* How long to wait before retrying a connect() refused with EAGAIN (listen backlog full;
  * Linux does not report EINPROGRESS for Unix sockets, so there is nothing to poll for). */

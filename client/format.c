@@ -5,8 +5,8 @@
 #include <sys/uio.h>
 
 #include "client/format.h"
-#include "proto/reply.h"
 #include "common/util.h"
+#include "proto/reply.h"
 
 static const char *const token_format_names[_FORMAT_MAX] = {
 		[FORMAT_RAW] = "raw",

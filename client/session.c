@@ -10,8 +10,8 @@
 #include "client/session.h"
 #include "common/harden.h"
 #include "common/utf8.h"
-#include "proto/reply.h"
 #include "common/util.h"
+#include "proto/reply.h"
 
 /* The daemon closes a connection with no request after PROTO_DEFAULT_IDLE_TIMEOUT_SEC: a prompt
  * answered later than this reconnects before sending. */
@@ -42,8 +42,8 @@ static int print_outcome(struct json_object *obj, const char *what, const char *
 	if (state == PROTO_STATE_EXPIRED || state == PROTO_STATE_NO_TOKEN) {
 		cli_say("after the %s the daemon holds %s (%s); see 'regscale-token status'", what,
 				state == PROTO_STATE_EXPIRED ? "an expired token" : "no token",
-				format_sanitize(message && *message ? message : state_name, clean_msg,
-						sizeof(clean_msg)));
+				format_sanitize(message && *message ? message : state_name,
+						clean_msg, sizeof(clean_msg)));
 		return EXIT_NO_TOKEN;
 	}
 

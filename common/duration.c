@@ -19,7 +19,8 @@ int duration_parse(const char *s, uint64_t max_seconds, uint64_t *ret_seconds)
 		return -EINVAL;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		if (v > max_seconds)
-			too_large = true; /* stop before the digits can overflow; the unit still counts */
+			too_large = true; /* stop before the digits can overflow; the unit still
+					     counts */
 		else
 			v = v * 10 + (uint64_t)(*p - '0');
 	}

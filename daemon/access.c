@@ -60,7 +60,7 @@ static bool lookup(const char *name, bool group, unsigned *ret)
 }
 
 static int resolve(char **names, bool group, const char *key, struct idset *ret, char *errbuf,
-	size_t errlen)
+		size_t errlen)
 {
 	size_t n = 0;
 
@@ -72,7 +72,7 @@ static int resolve(char **names, bool group, const char *key, struct idset *ret,
 	for (char **i = names; i && *i; i++) {
 		if (!lookup(*i, group, &ret->ids[ret->n])) {
 			snprintf(errbuf, errlen, "[daemon] %s: no %s named \"%s\"", key,
-				group ? "group" : "user", *i);
+					group ? "group" : "user", *i);
 			return -EINVAL;
 		}
 		ret->n++;
@@ -87,13 +87,14 @@ int access_new(const struct config *c, struct access **ret, char *errbuf, size_t
 
 	if (!a)
 		return -ENOMEM;
-	if ((r = resolve(c->allow_users, false, "allow_users", &a->read_users, errbuf, errlen)) < 0 ||
+	if ((r = resolve(c->allow_users, false, "allow_users", &a->read_users, errbuf, errlen)) <
+					0 ||
 			(r = resolve(c->allow_groups, true, "allow_groups", &a->read_groups, errbuf,
-				 errlen)) < 0 ||
+					 errlen)) < 0 ||
 			(r = resolve(c->admin_users, false, "admin_users", &a->admin_users, errbuf,
-				 errlen)) < 0 ||
-			(r = resolve(c->admin_groups, true, "admin_groups", &a->admin_groups, errbuf,
-				 errlen)) < 0) {
+					 errlen)) < 0 ||
+			(r = resolve(c->admin_groups, true, "admin_groups", &a->admin_groups,
+					 errbuf, errlen)) < 0) {
 		access_free(a);
 		return r;
 	}

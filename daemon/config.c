@@ -12,10 +12,10 @@
 #include <ini.h>
 
 #include "common/escape.h"
+#include "common/util.h"
 #include "daemon/config.h"
 #include "daemon/config_value.h"
 #include "proto/proto.h"
-#include "common/util.h"
 
 /* A configuration file is a handful of lines; anything bigger is a mistake. */
 #define CONFIG_MAX_SIZE (1024 * 1024)

@@ -15,21 +15,22 @@ struct config {
 	char *path; /* the file read, or NULL when none was given */
 
 	/* [regscale] */
-	char *url;           /* RegScale base URL, without trailing slash */
+	char *url; /* RegScale base URL, without trailing slash */
 	char *username;
 	char *password_file;
-	char *token_file;    /* service-account token */
+	char *token_file; /* service-account token */
 	char *ca_file;
 	char *proxy;
-	enum login_api login_api;    /* default v1 */
-	uint64_t connect_timeout_sec; /* default 10 */
-	uint64_t total_timeout_sec;   /* default 30 */
+	enum login_api login_api;      /* default v1 */
+	uint64_t connect_timeout_sec;  /* default 10 */
+	uint64_t total_timeout_sec;    /* default 30 */
 	uint64_t default_lifetime_sec; /* used when a token has no exp; default 86400 */
 
 	/* [daemon] */
 	char *socket;
-	uint64_t idle_timeout_sec; /* close connections idle this long; default PROTO_DEFAULT_IDLE_TIMEOUT_SEC */
-	char **allow_users;  /* NULL-terminated lists, NULL when unset */
+	uint64_t idle_timeout_sec; /* close connections idle this long; default
+				      PROTO_DEFAULT_IDLE_TIMEOUT_SEC */
+	char **allow_users;        /* NULL-terminated lists, NULL when unset */
 	char **allow_groups;
 	char **admin_users;
 	char **admin_groups;

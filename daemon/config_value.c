@@ -77,7 +77,8 @@ int config_value_url(const char *v, char **ret, const char **ret_reason)
 		https = false;
 		rest = v + 7;
 	} else {
-		return fail(ret_reason, -EINVAL, "must start with https:// (or http:// for a loopback address)");
+		return fail(ret_reason, -EINVAL,
+				"must start with https:// (or http:// for a loopback address)");
 	}
 	if (strpbrk(v, " \t"))
 		return fail(ret_reason, -EINVAL, "must not contain whitespace");
@@ -86,7 +87,8 @@ int config_value_url(const char *v, char **ret, const char **ret_reason)
 
 	auth_end = rest + strcspn(rest, "/");
 	if (memchr(rest, '@', (size_t)(auth_end - rest)))
-		return fail(ret_reason, -EINVAL, "must not contain user information (user@ or user:password@)");
+		return fail(ret_reason, -EINVAL,
+				"must not contain user information (user@ or user:password@)");
 
 	if (*rest == '[') {
 		bracketed = true;
@@ -135,7 +137,9 @@ int config_value_url(const char *v, char **ret, const char **ret_reason)
 			return fail(ret_reason, -EINVAL, "bad IPv6 address in []");
 	}
 	if (!https && !host_is_loopback(host, bracketed))
-		return fail(ret_reason, -EINVAL, "http:// is only allowed for 127.0.0.1, localhost or [::1]; use https://");
+		return fail(ret_reason, -EINVAL,
+				"http:// is only allowed for 127.0.0.1, localhost or [::1]; use "
+				"https://");
 
 	len = strlen(v);
 	while (len > 0 && v[len - 1] == '/')

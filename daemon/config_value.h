@@ -8,12 +8,13 @@
 
 #include "daemon/config.h"
 
-/* Parses "30", "30s", "5m", "24h", "7d" (at most one year) into seconds in *ret. Returns 0 or -errno
- * with a reason. */
+/* Parses "30", "30s", "5m", "24h", "7d" (at most one year) into seconds in *ret. Returns 0 or
+ * -errno with a reason. */
 int config_value_duration(const char *v, uint64_t *ret, const char **ret_reason);
 
 /* Checks a RegScale base URL (https://, or http:// for a loopback host only). Returns 0 and
- * a malloc'd copy without trailing slashes in *ret, which the caller frees, or -errno with a reason. */
+ * a malloc'd copy without trailing slashes in *ret, which the caller frees, or -errno with a
+ * reason. */
 int config_value_url(const char *v, char **ret, const char **ret_reason);
 
 /* Resolves v against dir (absolute, the configuration file's directory; borrowed). Returns 0
@@ -21,7 +22,8 @@ int config_value_url(const char *v, char **ret, const char **ret_reason);
 int config_value_path(const char *dir, const char *v, char **ret, const char **ret_reason);
 
 /* Splits v on commas and whitespace. Returns 0 and a malloc'd NULL-terminated array of
- * malloc'd strings in *ret, which the caller frees with config_value_list_free(), or -errno with a reason. */
+ * malloc'd strings in *ret, which the caller frees with config_value_list_free(), or -errno with a
+ * reason. */
 int config_value_list(const char *v, char ***ret, const char **ret_reason);
 
 /* Parses "v1" or "v2" into *ret. Returns 0 or -errno with a reason. */

@@ -11,9 +11,9 @@
 
 #include "common/escape.h"
 #include "common/fields.h"
-#include "daemon/log.h"
-#include "daemon/helper_proc.h"
 #include "common/util.h"
+#include "daemon/helper_proc.h"
+#include "daemon/log.h"
 
 /* The helper enforces the total timeout itself; this is the backstop for a helper that
  * hangs anyway. */
@@ -109,15 +109,18 @@ static void finish(struct helper_proc *l)
 	const siginfo_t *si = &l->status;
 
 	if (l->killed)
-		snprintf(r.message, sizeof(r.message), "login helper did not finish in time; killed");
+		snprintf(r.message, sizeof(r.message),
+				"login helper did not finish in time; killed");
 	else if (si->si_code != CLD_EXITED)
 		snprintf(r.message, sizeof(r.message), "login helper crashed (signal %d)",
-			si->si_status);
+				si->si_status);
 	else if (parse_answer(l, &r) < 0)
 		r.outcome = HELPER_TRANSIENT;
 	else if ((int)r.outcome != si->si_status) {
-		snprintf(r.message, sizeof(r.message), "login helper exited with status %d but "
-			 "answered \"%s\"", si->si_status, helper_outcome_name(r.outcome));
+		snprintf(r.message, sizeof(r.message),
+				"login helper exited with status %d but "
+				"answered \"%s\"",
+				si->si_status, helper_outcome_name(r.outcome));
 		r.outcome = HELPER_TRANSIENT;
 	}
 	if (!r.message[0])
@@ -153,7 +156,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 		ssize_t n;
 		do {
 			n = read(l->out_fd, l->answer->data + l->answer->len,
-				l->answer->size - 1 - l->answer->len);
+					l->answer->size - 1 - l->answer->len);
 			if (n > 0)
 				l->answer->len += (size_t)n;
 		} while (n > 0 && l->answer->len < l->answer->size - 1);
@@ -171,7 +174,8 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	ssize_t n;
 
 	if (room == 0) {
-		log_warning("login helper answer is larger than %d bytes; killing it", PIPE_MAX_ANSWER);
+		log_warning("login helper answer is larger than %d bytes; killing it",
+				PIPE_MAX_ANSWER);
 		(void)kill(l->pid, SIGKILL);
 		l->killed = true;
 		n = 0;
@@ -224,7 +228,7 @@ static int build_request(const struct helper_input *req, struct secret *buf)
 	size_t pos = 0;
 	int r = 0;
 
-#define PUT(name, v, n) (r = r < 0 ? r : fields_put(buf->data, buf->size, &pos, name, v, n))
+#define PUT(name, v, n)  (r = r < 0 ? r : fields_put(buf->data, buf->size, &pos, name, v, n))
 #define PUT_STR(name, s) PUT(name, s, strlen(s))
 #define PUT_INT(name, i) (r = r < 0 ? r : fields_put_int(buf->data, buf->size, &pos, name, i))
 	PUT_STR(PIPE_F_MODE, req->mode == HELPER_MODE_LOGIN ? PIPE_MODE_LOGIN : PIPE_MODE_VALIDATE);
@@ -278,7 +282,7 @@ static int spawn_helper(const char *path, int in_fd, int out_fd, pid_t *ret_pid)
 }
 
 int helper_start(sd_event *e, const char *helper_path, const struct helper_input *req,
-	helper_done_t done, void *userdata, struct helper_proc **ret)
+		helper_done_t done, void *userdata, struct helper_proc **ret)
 {
 	int to_helper[2] = {-EBADF, -EBADF}, from_helper[2] = {-EBADF, -EBADF};
 	struct helper_proc *l;
@@ -324,8 +328,8 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
 	if ((r = sd_event_add_child(e, &l->child, l->pid, WEXITED, on_child, l)) < 0 ||
 			(r = sd_event_add_io(e, &l->in_io, l->in_fd, EPOLLOUT, on_in, l)) < 0 ||
 			(r = sd_event_add_io(e, &l->out_io, l->out_fd, EPOLLIN, on_out, l)) < 0 ||
-			(r = sd_event_add_time_relative(e, &l->kill_timer, CLOCK_MONOTONIC, limit, 0,
-				 on_kill_timer, l)) < 0)
+			(r = sd_event_add_time_relative(e, &l->kill_timer, CLOCK_MONOTONIC, limit,
+					 0, on_kill_timer, l)) < 0)
 		goto fail;
 	*ret = l;
 	l->owner = ret;

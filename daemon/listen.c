@@ -7,9 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
-#include "common/util.h"
 
 static int make_parent_dir(const char *path, mode_t mode)
 {

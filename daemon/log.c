@@ -29,7 +29,8 @@ int log_full_errno(const char *prefix, int err, const char *fmt, ...)
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (err != 0 && n < (int)sizeof(line))
-		n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s", strerror(err < 0 ? -err : err));
+		n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s",
+				strerror(err < 0 ? -err : err));
 	if (n >= (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';

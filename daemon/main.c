@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include "common/harden.h"
 #include "daemon/access.h"
@@ -20,23 +20,23 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: regscale-tokend [OPTIONS]\n"
-		"\n"
-		"Keeps a RegScale token encrypted in memory and serves it to local clients over\n"
-		"a Unix socket. Runs in the foreground; logs to stderr.\n"
-		"\n"
-		"Options:\n"
-		"  -c, --config FILE   read the configuration from FILE (INI)\n"
-		"  -s, --socket PATH   listen on PATH (overrides [daemon] socket)\n"
-		"      --login-helper PATH  run PATH as the login helper (default:\n"
-		"                      " RT_LOGIN_HELPER ")\n"
-		"  -d, --debug         log debug lines too\n"
-		"  -h, --help          show this help\n"
-		"  -V, --version       show the version\n"
-		"\n"
-		"Default socket: $XDG_RUNTIME_DIR/regscale-token/default.sock, or\n"
-		"/run/regscale-token/default.sock when run as root.\n");
+	fprintf(f, "Usage: regscale-tokend [OPTIONS]\n"
+		   "\n"
+		   "Keeps a RegScale token encrypted in memory and serves it to local clients "
+		   "over\n"
+		   "a Unix socket. Runs in the foreground; logs to stderr.\n"
+		   "\n"
+		   "Options:\n"
+		   "  -c, --config FILE   read the configuration from FILE (INI)\n"
+		   "  -s, --socket PATH   listen on PATH (overrides [daemon] socket)\n"
+		   "      --login-helper PATH  run PATH as the login helper (default:\n"
+		   "                      " RT_LOGIN_HELPER ")\n"
+		   "  -d, --debug         log debug lines too\n"
+		   "  -h, --help          show this help\n"
+		   "  -V, --version       show the version\n"
+		   "\n"
+		   "Default socket: $XDG_RUNTIME_DIR/regscale-token/default.sock, or\n"
+		   "/run/regscale-token/default.sock when run as root.\n");
 }
 
 /* Returns the default socket path in a new string, or NULL with a logged reason. */
@@ -77,7 +77,7 @@ static int reload(struct tokend *d)
 	int r;
 
 	(void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-		(unsigned long long)now_monotonic_usec());
+			(unsigned long long)now_monotonic_usec());
 	if (d->config.path) {
 		config_init(&fresh);
 		r = config_load(&fresh, d->config.path, err, sizeof(err));
@@ -85,15 +85,16 @@ static int reload(struct tokend *d)
 			log_error("reload: %s; keeping the previous configuration", err);
 			config_done(&fresh);
 		} else if ((r = access_new(&fresh, &access, err, sizeof(err))) < 0) {
-			log_error("reload: %s: %s; keeping the previous configuration", d->config.path,
-				err);
+			log_error("reload: %s: %s; keeping the previous configuration",
+					d->config.path, err);
 			config_done(&fresh);
 		} else {
 			access_free(d->access);
 			d->access = access;
 			if ((fresh.socket && d->config.socket &&
-					strcmp(fresh.socket, d->config.socket) != 0))
-				log_warning("reload: a new socket path takes effect on restart only");
+					    strcmp(fresh.socket, d->config.socket) != 0))
+				log_warning("reload: a new socket path takes effect on restart "
+					    "only");
 			free(fresh.socket);
 			fresh.socket = d->config.socket;
 			d->config.socket = NULL;
@@ -228,13 +229,13 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"socket", required_argument, NULL, 's'},
-		{"debug", no_argument, NULL, 'd'},
-		{"login-helper", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+			{"config", required_argument, NULL, 'c'},
+			{"socket", required_argument, NULL, 's'},
+			{"debug", no_argument, NULL, 'd'},
+			{"login-helper", required_argument, NULL, 'L'},
+			{"help", no_argument, NULL, 'h'},
+			{"version", no_argument, NULL, 'V'},
+			{0},
 	};
 	const char *config_path = NULL, *socket_arg = NULL, *login_helper = RT_LOGIN_HELPER;
 	int c, r;
@@ -266,14 +267,14 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "regscale-tokend: unexpected argument \"%s\"; try --help\n",
-			argv[optind]);
+				argv[optind]);
 		return 2;
 	}
 	/* Unreadable to same-uid ptrace and core dumps: the process holds secrets. */
 	r = harden_process();
 	if (r < 0)
 		log_warning_errno(r, "cannot make the process non-dumpable (PR_SET_DUMPABLE, "
-					  "RLIMIT_CORE)");
+				     "RLIMIT_CORE)");
 	/* Writes to a client or a login helper that went away fail with EPIPE instead. */
 	signal(SIGPIPE, SIG_IGN);
 	return run(config_path, socket_arg, login_helper);

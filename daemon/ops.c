@@ -4,13 +4,13 @@
 #include <unistd.h>
 
 #include "common/jwt.h"
-#include "daemon/log.h"
+#include "common/util.h"
 #include "daemon/helper_proc.h"
+#include "daemon/log.h"
 #include "daemon/ops.h"
 #include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/reply.h"
-#include "common/util.h"
 
 static void put_null(struct json_object *o, const char *key)
 {
@@ -96,8 +96,8 @@ struct call {
 	char msg[512]; /* out: the message of an error reply */
 };
 
-typedef enum proto_error (*answer_fn)(struct tokend *d, const struct request *req,
-	struct call *call);
+typedef enum proto_error (*answer_fn)(
+		struct tokend *d, const struct request *req, struct call *call);
 
 /* Changing what the daemon holds is for admins only (see access.h). */
 static bool peer_is_admin(const struct peer *peer)
@@ -111,8 +111,7 @@ static const char *nonempty_or(const char *s, const char *fallback)
 	return s && s[0] ? s : fallback;
 }
 
-static enum proto_error answer_ping(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error answer_ping(struct tokend *d, const struct request *req, struct call *call)
 {
 	struct json_object *obj = reply_new_ok(req->id);
 
@@ -122,8 +121,8 @@ static enum proto_error answer_ping(struct tokend *d, const struct request *req,
 	return finish(d, obj);
 }
 
-static enum proto_error answer_status(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error answer_status(
+		struct tokend *d, const struct request *req, struct call *call)
 {
 	struct json_object *obj = reply_new_ok(req->id);
 	int64_t now = now_unix();
@@ -138,10 +137,12 @@ static enum proto_error answer_status(struct tokend *d, const struct request *re
 	put_time(obj, PROTO_F_NEXT_REFRESH, d->next_refresh);
 	put_string(obj, PROTO_F_LAST_ERROR, d->last_error);
 	put_int(obj, PROTO_F_RETRIES, d->retries);
-	json_object_object_add(obj, PROTO_F_LOGIN_IN_FLIGHT, json_object_new_boolean(d->login != NULL));
+	json_object_object_add(
+			obj, PROTO_F_LOGIN_IN_FLIGHT, json_object_new_boolean(d->login != NULL));
 	put_string(obj, PROTO_F_VERSION, RT_VERSION);
 	put_int(obj, PROTO_F_PID, getpid());
-	put_int(obj, PROTO_F_UPTIME, (int64_t)((now_monotonic_usec() - d->started_usec) / 1000000ULL));
+	put_int(obj, PROTO_F_UPTIME,
+			(int64_t)((now_monotonic_usec() - d->started_usec) / 1000000ULL));
 	return finish(d, obj);
 }
 
@@ -186,8 +187,8 @@ static enum proto_error reply_token(struct tokend *d, const struct request *req,
 }
 
 /* Why no token can be served, as an error code and message. */
-static enum proto_error no_token_error(struct tokend *d, enum token_state state, int64_t now,
-	struct call *call)
+static enum proto_error no_token_error(
+		struct tokend *d, enum token_state state, int64_t now, struct call *call)
 {
 	char iso[32];
 
@@ -197,8 +198,8 @@ static enum proto_error no_token_error(struct tokend *d, enum token_state state,
 	}
 	if (state == TOKEN_STATE_EXPIRED) {
 		snprintf(call->msg, sizeof(call->msg), "the token expired at %s%s%s",
-			proto_format_time(d->info.expires_at, iso, sizeof(iso)),
-			d->last_error[0] ? "; " : "", d->last_error);
+				proto_format_time(d->info.expires_at, iso, sizeof(iso)),
+				d->last_error[0] ? "; " : "", d->last_error);
 		return PROTO_E_TOKEN_EXPIRED;
 	}
 	if (d->login) {
@@ -209,12 +210,12 @@ static enum proto_error no_token_error(struct tokend *d, enum token_state state,
 		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
 		return PROTO_E_LOGIN_FAILED;
 	}
-	snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, "the daemon holds no token"));
+	snprintf(call->msg, sizeof(call->msg), "%s",
+			nonempty_or(d->last_error, "the daemon holds no token"));
 	return PROTO_E_NO_TOKEN;
 }
 
-static enum proto_error answer_get(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error answer_get(struct tokend *d, const struct request *req, struct call *call)
 {
 	int64_t now = now_unix();
 	enum token_state state;
@@ -223,27 +224,31 @@ static enum proto_error answer_get(struct tokend *d, const struct request *req,
 	if (call->first)
 		refresh_check_due(d);
 	state = tokend_token_state(d, now);
-	if (state == TOKEN_STATE_VALID && (req->min_valid <= 0 || !d->info.expires_at ||
-						  d->info.expires_at - now >= req->min_valid))
+	if (state == TOKEN_STATE_VALID &&
+			(req->min_valid <= 0 || !d->info.expires_at ||
+					d->info.expires_at - now >= req->min_valid))
 		return reply_token(d, req, now);
 
 	if (may_wait && !call->final &&
-			(d->login || (call->first && refresh_now(d, "a client needs a fresher token") > 0))) {
+			(d->login || (call->first && refresh_now(d, "a client needs a fresher "
+								    "token") > 0))) {
 		call->wait = true;
 		return PROTO_OK;
 	}
 	if (state == TOKEN_STATE_VALID) {
-		snprintf(call->msg, sizeof(call->msg), "the token is valid for %llds only, less "
-			 "than min_valid%s%s", (long long)(d->info.expires_at - now),
-			d->last_error[0] ? "; " : "", d->last_error);
+		snprintf(call->msg, sizeof(call->msg),
+				"the token is valid for %llds only, less "
+				"than min_valid%s%s",
+				(long long)(d->info.expires_at - now), d->last_error[0] ? "; " : "",
+				d->last_error);
 		return PROTO_E_TOKEN_EXPIRED;
 	}
 	return no_token_error(d, state, now, call);
 }
 
 /* The reply to login and refresh once the login they started or joined is over. */
-static enum proto_error login_outcome_reply(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error login_outcome_reply(
+		struct tokend *d, const struct request *req, struct call *call)
 {
 	struct json_object *obj;
 
@@ -257,8 +262,10 @@ static enum proto_error login_outcome_reply(struct tokend *d, const struct reque
 	}
 	if (!d->login_done || d->last_outcome != HELPER_OK ||
 			tokend_token_state(d, now_unix()) != TOKEN_STATE_VALID) {
-		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, "login failed"));
-		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;
+		snprintf(call->msg, sizeof(call->msg), "%s",
+				nonempty_or(d->last_error, "login failed"));
+		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED
+					       : PROTO_E_LOGIN_FAILED;
 	}
 	obj = reply_new_ok(req->id);
 	if (!obj)
@@ -269,8 +276,7 @@ static enum proto_error login_outcome_reply(struct tokend *d, const struct reque
 	return finish(d, obj);
 }
 
-static enum proto_error answer_login(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error answer_login(struct tokend *d, const struct request *req, struct call *call)
 {
 	const char *username = nonempty_or(req->username, d->config.username);
 	int r;
@@ -278,12 +284,15 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 	if (!call->first)
 		return login_outcome_reply(d, req, call);
 	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg), "only the daemon's user, root and admin_users/admin_groups may log it in");
+		snprintf(call->msg, sizeof(call->msg),
+				"only the daemon's user, root and admin_users/admin_groups may log "
+				"it in");
 		return PROTO_E_PERMISSION_DENIED;
 	}
 	if (d->source) {
-		snprintf(call->msg, sizeof(call->msg), "this daemon serves a service token; remove "
-			 "token_file to use password login");
+		snprintf(call->msg, sizeof(call->msg),
+				"this daemon serves a service token; remove "
+				"token_file to use password login");
 		return PROTO_E_BAD_REQUEST;
 	}
 	if (!req->has_secret || req->secret_len == 0) {
@@ -291,29 +300,34 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 		return PROTO_E_BAD_REQUEST;
 	}
 	if (!username) {
-		snprintf(call->msg, sizeof(call->msg), "login needs a \"username\" (none configured)");
+		snprintf(call->msg, sizeof(call->msg),
+				"login needs a \"username\" (none configured)");
 		return PROTO_E_BAD_REQUEST;
 	}
 	for (const char *p = username; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			snprintf(call->msg, sizeof(call->msg), "\"username\" has control characters");
+			snprintf(call->msg, sizeof(call->msg),
+					"\"username\" has control characters");
 			return PROTO_E_BAD_REQUEST;
 		}
 	r = refresh_set_credentials(d, username, req->secret, req->secret_len, req->mfa);
 	if (r < 0 && !d->login_done) {
-		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, strerror(-r)));
+		snprintf(call->msg, sizeof(call->msg), "%s",
+				nonempty_or(d->last_error, strerror(-r)));
 		return PROTO_E_LOGIN_FAILED;
 	}
 	return login_outcome_reply(d, req, call);
 }
 
-static enum proto_error answer_refresh(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error answer_refresh(
+		struct tokend *d, const struct request *req, struct call *call)
 {
 	if (!call->first)
 		return login_outcome_reply(d, req, call);
 	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg), "only the daemon's user, root and admin_users/admin_groups may refresh it");
+		snprintf(call->msg, sizeof(call->msg),
+				"only the daemon's user, root and admin_users/admin_groups may "
+				"refresh it");
 		return PROTO_E_PERMISSION_DENIED;
 	}
 	if (d->source) {
@@ -325,19 +339,23 @@ static enum proto_error answer_refresh(struct tokend *d, const struct request *r
 		return answer_status(d, req, call);
 	}
 	if (refresh_now(d, "requested by a client") <= 0) {
-		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(d->last_error, "cannot log in"));
-		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED : PROTO_E_LOGIN_FAILED;
+		snprintf(call->msg, sizeof(call->msg), "%s",
+				nonempty_or(d->last_error, "cannot log in"));
+		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED
+					       : PROTO_E_LOGIN_FAILED;
 	}
 	return login_outcome_reply(d, req, call);
 }
 
-static enum proto_error answer_logout(struct tokend *d, const struct request *req,
-	struct call *call)
+static enum proto_error answer_logout(
+		struct tokend *d, const struct request *req, struct call *call)
 {
 	struct json_object *obj;
 
 	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg), "only the daemon's user, root and admin_users/admin_groups may log it out");
+		snprintf(call->msg, sizeof(call->msg),
+				"only the daemon's user, root and admin_users/admin_groups may log "
+				"it out");
 		return PROTO_E_PERMISSION_DENIED;
 	}
 	refresh_logout(d);
@@ -349,12 +367,12 @@ static enum proto_error answer_logout(struct tokend *d, const struct request *re
 }
 
 static const answer_fn answers[_PROTO_OP_MAX] = {
-	[PROTO_OP_PING] = answer_ping,
-	[PROTO_OP_GET] = answer_get,
-	[PROTO_OP_STATUS] = answer_status,
-	[PROTO_OP_LOGIN] = answer_login,
-	[PROTO_OP_LOGOUT] = answer_logout,
-	[PROTO_OP_REFRESH] = answer_refresh,
+		[PROTO_OP_PING] = answer_ping,
+		[PROTO_OP_GET] = answer_get,
+		[PROTO_OP_STATUS] = answer_status,
+		[PROTO_OP_LOGIN] = answer_login,
+		[PROTO_OP_LOGOUT] = answer_logout,
+		[PROTO_OP_REFRESH] = answer_refresh,
 };
 
 static enum ops_result run(struct tokend *d, const struct request *req, struct call *call)
@@ -363,9 +381,10 @@ static enum ops_result run(struct tokend *d, const struct request *req, struct c
 
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->ucred.pid,
-			(unsigned)call->peer->ucred.uid, proto_op_name(req->op), proto_error_name(err),
-			nonempty_or(call->msg, "internal error"));
-		ops_error(d, err, nonempty_or(call->msg, "internal error, see the daemon log"), req->id);
+				(unsigned)call->peer->ucred.uid, proto_op_name(req->op),
+				proto_error_name(err), nonempty_or(call->msg, "internal error"));
+		ops_error(d, err, nonempty_or(call->msg, "internal error, see the daemon log"),
+				req->id);
 		return OPS_REPLY;
 	}
 	return call->wait ? OPS_WAIT : OPS_REPLY;
@@ -385,8 +404,8 @@ static uint64_t wait_usec(const struct tokend *d, const struct request *req)
 	return (uint64_t)sec * 1000000ULL;
 }
 
-enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line,
-	size_t len, struct request *pending, uint64_t *ret_wait_usec)
+enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line, size_t len,
+		struct request *pending, uint64_t *ret_wait_usec)
 {
 	struct call call = {.peer = peer, .first = true};
 	struct request req;
@@ -399,13 +418,14 @@ enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char
 	req.secret_size = d->request_secret->size;
 	err = request_parse(line, len, &req, &why);
 	if (err != PROTO_OK) {
-		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
-			proto_error_name(err), nonempty_or(why, "invalid request"));
+		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid,
+				(unsigned)peer->ucred.uid, proto_error_name(err),
+				nonempty_or(why, "invalid request"));
 		ops_error(d, err, nonempty_or(why, "invalid request"), req.has_id ? req.id : NULL);
 		return OPS_REPLY;
 	}
 	log_debug("client pid %d uid %u: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
-		proto_op_name(req.op));
+			proto_op_name(req.op));
 	res = run(d, &req, &call);
 	/* The password was sealed (or refused) by now. */
 	explicit_bzero(d->request_secret->data, req.secret_len + 1);
@@ -419,8 +439,8 @@ enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char
 	return res;
 }
 
-enum ops_result ops_resume(struct tokend *d, const struct peer *peer,
-	const struct request *req, bool final)
+enum ops_result ops_resume(
+		struct tokend *d, const struct peer *peer, const struct request *req, bool final)
 {
 	struct call call = {.peer = peer, .final = final};
 

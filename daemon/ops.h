@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "daemon/access.h"
 #include "common/secret.h"
+#include "daemon/access.h"
 #include "daemon/tokend.h"
 #include "proto/request.h"
 
@@ -20,13 +20,13 @@ enum ops_result {
 /* Answers the request line[0..len) from peer. On OPS_REPLY the reply line (newline-
  * terminated) is in d->reply_buf. On OPS_WAIT *pending holds the parsed request (secrets
  * wiped) and *ret_wait_usec the longest it may wait. Every problem becomes an error reply. */
-enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line,
-	size_t len, struct request *pending, uint64_t *ret_wait_usec);
+enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line, size_t len,
+		struct request *pending, uint64_t *ret_wait_usec);
 
 /* Answers a waiting request again, after a login finished (final = false), or because its
  * wait ran out (final = true: always OPS_REPLY). */
-enum ops_result ops_resume(struct tokend *d, const struct peer *peer,
-	const struct request *req, bool final);
+enum ops_result ops_resume(
+		struct tokend *d, const struct peer *peer, const struct request *req, bool final);
 
 /* Writes the error reply err/message (with the optional request id) into d->reply_buf. */
 void ops_error(struct tokend *d, enum proto_error err, const char *message, const char *id);

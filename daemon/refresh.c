@@ -5,11 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/util.h"
 #include "daemon/helper_proc.h"
+#include "daemon/log.h"
 #include "daemon/refresh.h"
 #include "daemon/server.h"
-#include "common/util.h"
 
 #define BACKOFF_MIN_SEC 1
 #define BACKOFF_MAX_SEC 300
@@ -52,7 +52,7 @@ static void schedule(struct tokend *d, double delay_sec)
 	 * runs at resume instead of a suspend's length too late. */
 	if (!d->refresh_timer)
 		r = sd_event_add_time_relative(d->event, &d->refresh_timer, CLOCK_BOOTTIME, usec,
-			100 * 1000, on_refresh_timer, d);
+				100 * 1000, on_refresh_timer, d);
 	else if ((r = sd_event_source_set_time_relative(d->refresh_timer, usec)) >= 0)
 		r = sd_event_source_set_enabled(d->refresh_timer, SD_EVENT_ONESHOT);
 	if (r < 0) {
@@ -64,8 +64,8 @@ static void schedule(struct tokend *d, double delay_sec)
 /* Returns the seconds the token lasts from now, counted the skew-proof way: a token that
  * says it was issued at iat and expires at exp lasts exp - iat from the moment it arrived,
  * whatever the difference between our clock and the server's. */
-static int64_t token_lifetime(const struct tokend *d, const struct jwt_claims *c,
-	int64_t expires_in)
+static int64_t token_lifetime(
+		const struct tokend *d, const struct jwt_claims *c, int64_t expires_in)
 {
 	if (c->has_exp && c->has_iat)
 		return c->exp - c->iat;
@@ -87,8 +87,10 @@ static void login_succeeded(struct tokend *d, struct helper_result *res)
 	r = jwt_parse(res->token->data, res->token->len, &claims, &why);
 	if (r < 0) {
 		res->outcome = HELPER_PROTOCOL;
-		snprintf(res->message, sizeof(res->message), "server sent a token that is not a "
-			 "valid JWT: %s", why);
+		snprintf(res->message, sizeof(res->message),
+				"server sent a token that is not a "
+				"valid JWT: %s",
+				why);
 		return;
 	}
 	/* exp - iat from the moment of receipt protects against a server clock that is off;
@@ -96,30 +98,34 @@ static void login_succeeded(struct tokend *d, struct helper_result *res)
 	 * more than its whole lifetime: it is a stale token, not skew. */
 	if (claims.has_exp && claims.exp <= now) {
 		res->outcome = HELPER_PROTOCOL;
-		snprintf(res->message, sizeof(res->message), "server sent an already expired token "
-			 "(exp %llds ago)", (long long)(now - claims.exp));
+		snprintf(res->message, sizeof(res->message),
+				"server sent an already expired token "
+				"(exp %llds ago)",
+				(long long)(now - claims.exp));
 		return;
 	}
 	lifetime = token_lifetime(d, &claims, res->expires_in);
 	if (lifetime <= 0) {
 		res->outcome = HELPER_PROTOCOL;
-		snprintf(res->message, sizeof(res->message), "server sent an already expired token");
+		snprintf(res->message, sizeof(res->message),
+				"server sent an already expired token");
 		return;
 	}
 	if (!claims.user_id[0])
 		memcpy(claims.user_id, res->user_id, sizeof(claims.user_id));
 	r = tokend_set_token(d, res->token->data, res->token->len, &claims, TOKEN_KIND_LOGIN,
-		now + lifetime);
+			now + lifetime);
 	if (r < 0) {
 		res->outcome = HELPER_TRANSIENT;
-		snprintf(res->message, sizeof(res->message), "cannot store the token: out of memory");
+		snprintf(res->message, sizeof(res->message),
+				"cannot store the token: out of memory");
 		return;
 	}
 	d->retries = 0;
 	schedule(d, jitter((double)lifetime * 2.0 / 3.0, 0.1));
 	log_info("logged in as \"%s\": token valid for %llds, next refresh in %llds",
-		escape_log(d->username, user, sizeof(user)), (long long)lifetime,
-		(long long)(d->next_refresh - now));
+			escape_log(d->username, user, sizeof(user)), (long long)lifetime,
+			(long long)(d->next_refresh - now));
 }
 
 static void login_failed(struct tokend *d, const struct helper_result *res)
@@ -131,16 +137,18 @@ static void login_failed(struct tokend *d, const struct helper_result *res)
 	if (res->outcome == HELPER_REJECTED) {
 		d->credentials_rejected = true;
 		unschedule(d);
-		tokend_set_error(d, "credentials rejected by RegScale (%s); run 'regscale-token "
-				    "login' or fix the password and reload", res->message);
+		tokend_set_error(d,
+				"credentials rejected by RegScale (%s); run 'regscale-token "
+				"login' or fix the password and reload",
+				res->message);
 		log_error("login as \"%s\" rejected: %s; not retrying until new credentials arrive",
-			escape_log(d->username, user, sizeof(user)), res->message);
+				escape_log(d->username, user, sizeof(user)), res->message);
 		return;
 	}
 	if (res->outcome == HELPER_CONFIG) {
 		unschedule(d);
 		tokend_set_error(d, "login impossible: %s; fix the configuration and reload",
-			res->message);
+				res->message);
 		log_error("login impossible: %s; not retrying until reloaded", res->message);
 		return;
 	}
@@ -148,15 +156,16 @@ static void login_failed(struct tokend *d, const struct helper_result *res)
 	delay = BACKOFF_MIN_SEC * (double)(1ULL << (d->retries - 1 < 16 ? d->retries - 1 : 16));
 	delay = jitter(delay < BACKOFF_MAX_SEC ? delay : BACKOFF_MAX_SEC, 0.2);
 	if (res->retry_after > 0 && (double)res->retry_after > delay)
-		delay = (double)(res->retry_after < BACKOFF_MAX_SEC ? res->retry_after : BACKOFF_MAX_SEC);
+		delay = (double)(res->retry_after < BACKOFF_MAX_SEC ? res->retry_after
+								    : BACKOFF_MAX_SEC);
 	/* Never sleep past the end of the token still being served. */
 	if (d->token && d->info.expires_at > now && (double)(d->info.expires_at - now) < delay)
 		delay = (double)(d->info.expires_at - now);
 	schedule(d, delay);
 	tokend_set_error(d, "login failed: %s; retry %u in %llds", res->message, d->retries,
-		(long long)(d->next_refresh - now));
+			(long long)(d->next_refresh - now));
 	log_warning("login failed: %s; retry %u in %llds", res->message, d->retries,
-		(long long)(d->next_refresh - now));
+			(long long)(d->next_refresh - now));
 }
 
 static void on_login_done(struct helper_result *res, void *userdata)
@@ -198,23 +207,23 @@ int refresh_now(struct tokend *d, const char *why)
 	if (r < 0)
 		return log_error_errno(r, "cannot decrypt the stored password");
 	req = (struct helper_input){
-		.mode = HELPER_MODE_LOGIN,
-		.config = &d->config,
-		.username = d->username,
-		.password = password,
-		.mfa = d->mfa,
+			.mode = HELPER_MODE_LOGIN,
+			.config = &d->config,
+			.username = d->username,
+			.password = password,
+			.mfa = d->mfa,
 	};
 	unschedule(d);
 	r = helper_start(d->event, d->login_helper, &req, on_login_done, d, &d->login);
 	if (r < 0) {
 		struct helper_result res = {.outcome = HELPER_TRANSIENT, .retry_after = -1};
 		snprintf(res.message, sizeof(res.message), "cannot start the login helper: %s",
-			strerror(-r));
+				strerror(-r));
 		login_failed(d, &res);
 		return r;
 	}
 	log_info("logging in to %s as \"%s\" (%s)", d->config.url ? d->config.url : "?",
-		escape_log(d->username, user, sizeof(user)), why);
+			escape_log(d->username, user, sizeof(user)), why);
 	tokend_update_status(d);
 	return 1;
 }
@@ -248,7 +257,7 @@ static int store_password(struct tokend *d, const char *password, size_t len)
 }
 
 int refresh_set_credentials(struct tokend *d, const char *username, const char *password,
-	size_t len, const char *mfa)
+		size_t len, const char *mfa)
 {
 	int r;
 
@@ -320,7 +329,7 @@ static int read_password(struct tokend *d, struct secret **ret)
 	r = secret_read_file(path, 4096, ret);
 	if (r < 0) {
 		tokend_set_error(d, "cannot read the password from %s: %s", path,
-			r == -ENODATA ? "file is empty" : strerror(-r));
+				r == -ENODATA ? "file is empty" : strerror(-r));
 		log_error("%s", d->last_error);
 		return r;
 	}
@@ -376,7 +385,7 @@ static void on_validate_done(struct helper_result *res, void *userdata)
 	}
 	if (res->outcome != HELPER_REJECTED) {
 		log_notice("could not check the service token with RegScale (%s); serving it",
-			res->message);
+				res->message);
 		return;
 	}
 	log_error("RegScale rejected the service token (%s); not serving it", res->message);
@@ -397,9 +406,9 @@ void refresh_validate_service_token(struct tokend *d)
 	if (r < 0)
 		return;
 	req = (struct helper_input){
-		.mode = HELPER_MODE_VALIDATE,
-		.config = &d->config,
-		.token = token,
+			.mode = HELPER_MODE_VALIDATE,
+			.config = &d->config,
+			.token = token,
 	};
 	r = helper_start(d->event, d->login_helper, &req, on_validate_done, d, &d->validation);
 	if (r < 0)

@@ -17,7 +17,7 @@ int refresh_setup(struct tokend *d);
 /* Replaces the credentials with username and password[0..len) (mfa may be NULL) and
  * logs in now, cancelling a login in flight. Returns 0 or -errno. */
 int refresh_set_credentials(struct tokend *d, const char *username, const char *password,
-	size_t len, const char *mfa);
+		size_t len, const char *mfa);
 
 /* Starts a login with the stored credentials unless one is in flight (single flight).
  * Returns 1 if a login is in flight now, 0 if none could start (no credentials, or they

@@ -5,9 +5,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
+#include "common/util.h"
 #include "daemon/access.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
@@ -15,7 +16,6 @@
 #include "daemon/server.h"
 #include "proto/linebuf.h"
 #include "proto/proto.h"
-#include "common/util.h"
 
 /* Replies a client has not read yet are kept up to this many bytes; a client that lets
  * more pile up (it pipelines requests but never reads) is disconnected. */
@@ -53,8 +53,8 @@ struct server {
 	sd_event_source *listen;
 	sd_event_source *accept_retry;
 	sd_event_source *grace;
-	char *path;      /* socket file we created and must unlink, or NULL */
-	ino_t path_ino;  /* ... as long as it is still the one we created */
+	char *path;     /* socket file we created and must unlink, or NULL */
+	ino_t path_ino; /* ... as long as it is still the one we created */
 	struct conn *conns;
 	unsigned n_conns;
 	bool shutting_down;
@@ -110,7 +110,7 @@ static int conn_flush(struct conn *c)
 {
 	while (c->out && c->out_off < c->out->len) {
 		ssize_t n = send(c->fd, c->out->data + c->out_off, c->out->len - c->out_off,
-			MSG_NOSIGNAL | MSG_DONTWAIT);
+				MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -190,8 +190,9 @@ static int on_conn_idle(sd_event_source *es, uint64_t usec, void *userdata)
 		conn_free(c);
 		return 0;
 	}
-	log_info("client pid %d uid %u: closing after %d s without a request", (int)c->peer.ucred.pid,
-		(unsigned)c->peer.ucred.uid, (int)c->server->d->config.idle_timeout_sec);
+	log_info("client pid %d uid %u: closing after %d s without a request",
+			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
+			(int)c->server->d->config.idle_timeout_sec);
 	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
 	conn_maybe_free(c);
 	return 0;
@@ -228,7 +229,8 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 	conn_process(c);
 	if (!c->closing && linebuf_overflowed(&c->in)) {
 		log_notice("client pid %d uid %u: request longer than %d bytes, closing",
-			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid, PROTO_MAX_LINE);
+				(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
+				PROTO_MAX_LINE);
 		conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
 	}
 	if (n == 0) {
@@ -250,7 +252,8 @@ static void conn_replied(struct conn *c)
 {
 	if (conn_send_reply(c) < 0)
 		c->closing = true;
-	(void)sd_event_source_set_time_relative(c->idle, c->server->d->config.idle_timeout_sec * 1000000ULL);
+	(void)sd_event_source_set_time_relative(
+			c->idle, c->server->d->config.idle_timeout_sec * 1000000ULL);
 	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
 }
 
@@ -262,7 +265,7 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
 	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
 	if (!c->wait_timer)
 		r = sd_event_add_time_relative(c->server->d->event, &c->wait_timer, CLOCK_MONOTONIC,
-			usec, 0, on_conn_wait_timeout, c);
+				usec, 0, on_conn_wait_timeout, c);
 	else if ((r = sd_event_source_set_time_relative(c->wait_timer, usec)) >= 0)
 		r = sd_event_source_set_enabled(c->wait_timer, SD_EVENT_ONESHOT);
 	if (r < 0) {
@@ -364,8 +367,9 @@ static void log_refusal(struct server *s, const struct ucred *peer, const char *
 	}
 	/* The process name is the refused user's to choose: quote it. */
 	log_warning("client pid %d uid %u (\"%s\") refused: %s%s", (int)peer->pid,
-		(unsigned)peer->uid, escape_log(comm, quoted, sizeof(quoted)), why,
-		s->refusals_unlogged ? " (more refusals in the last second not logged)" : "");
+			(unsigned)peer->uid, escape_log(comm, quoted, sizeof(quoted)), why,
+			s->refusals_unlogged ? " (more refusals in the last second not logged)"
+					     : "");
 	s->refusals_unlogged = 0;
 	s->last_refusal_log = now;
 }
@@ -398,16 +402,17 @@ int server_add_connection(struct server *s, int fd)
 	if (r < 0)
 		goto fail;
 	r = sd_event_add_time_relative(s->d->event, &c->idle, CLOCK_MONOTONIC,
-		c->server->d->config.idle_timeout_sec * 1000000ULL, 0, on_conn_idle, c);
+			c->server->d->config.idle_timeout_sec * 1000000ULL, 0, on_conn_idle, c);
 	if (r < 0)
 		goto fail;
 
 	if (s->n_conns > PROTO_MAX_CLIENTS) {
 		log_refusal(s, &c->peer.ucred, "too many clients connected already");
 		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
-	} else if ((c->peer.level = access_check(s->d->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
+	} else if ((c->peer.level = access_check(s->d->access, fd, &c->peer.ucred)) ==
+			ACCESS_NONE) {
 		log_refusal(s, &c->peer.ucred,
-			"not the daemon's user, root, nor in allow_users/allow_groups");
+				"not the daemon's user, root, nor in allow_users/allow_groups");
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
 	}
 	conn_maybe_free(c);
@@ -445,11 +450,13 @@ static int on_listen(sd_event_source *es, int fd, uint32_t revents, void *userda
 			(void)sd_event_source_set_enabled(s->listen, SD_EVENT_OFF);
 			if (!s->accept_retry)
 				(void)sd_event_add_time_relative(s->d->event, &s->accept_retry,
-					CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0, on_accept_retry, s);
+						CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
+						on_accept_retry, s);
 			else {
-				(void)sd_event_source_set_time_relative(s->accept_retry,
-					ACCEPT_RETRY_USEC);
-				(void)sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
+				(void)sd_event_source_set_time_relative(
+						s->accept_retry, ACCEPT_RETRY_USEC);
+				(void)sd_event_source_set_enabled(
+						s->accept_retry, SD_EVENT_ONESHOT);
 			}
 			return 0;
 		}
@@ -528,8 +535,7 @@ static int on_grace(sd_event_source *es, uint64_t usec, void *userdata)
 {
 	struct server *s = userdata;
 
-	log_warning("%u client(s) did not read their replies in time; exiting anyway",
-		s->n_conns);
+	log_warning("%u client(s) did not read their replies in time; exiting anyway", s->n_conns);
 	return sd_event_exit(s->d->event, 0);
 }
 
@@ -555,7 +561,7 @@ void server_shutdown(struct server *s)
 		return;
 	}
 	(void)sd_event_add_time_relative(s->d->event, &s->grace, CLOCK_MONOTONIC,
-		SHUTDOWN_GRACE_USEC, 0, on_grace, s);
+			SHUTDOWN_GRACE_USEC, 0, on_grace, s);
 }
 
 unsigned server_n_connections(const struct server *s)

@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include "common/jwt.h"
+#include "common/util.h"
 #include "daemon/log.h"
 #include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/proto.h"
-#include "common/util.h"
 
 struct source {
 	struct tokend *d;
@@ -84,31 +84,38 @@ int source_load(struct source *s)
 	r = secret_read_file(s->path, PROTO_MAX_TOKEN + 64, &token);
 	if (r < 0) {
 		tokend_set_error(s->d, "cannot read token file %s: %s", s->path,
-			r == -EFBIG ? "larger than a JWT can be" :
-			r == -ENODATA ? "file is empty" : strerror(-r));
-		log_error("%s%s", s->d->last_error, s->d->token ? "; keeping the current token" : "");
+				r == -EFBIG     ? "larger than a JWT can be"
+				: r == -ENODATA ? "file is empty"
+						: strerror(-r));
+		log_error("%s%s", s->d->last_error,
+				s->d->token ? "; keeping the current token" : "");
 		return r;
 	}
 	r = jwt_parse(token->data, token->len, &claims, &why);
 	if (r < 0) {
 		tokend_set_error(s->d, "token file %s does not hold a valid JWT: %s", s->path, why);
-		log_error("%s%s", s->d->last_error, s->d->token ? "; keeping the current token" : "");
+		log_error("%s%s", s->d->last_error,
+				s->d->token ? "; keeping the current token" : "");
 		return r;
 	}
 	r = tokend_set_token(s->d, token->data, token->len, &claims, TOKEN_KIND_SERVICE,
-		claims.has_exp ? claims.exp : 0);
+			claims.has_exp ? claims.exp : 0);
 	if (r < 0)
 		return log_error_errno(r, "cannot store the token from %s", s->path);
 
 	if (!claims.has_exp)
 		log_notice("loaded service token for user \"%s\" from %s; it has no exp claim, so "
-			   "no known expiry", escape_log(claims.user_id, user, sizeof(user)), s->path);
+			   "no known expiry",
+				escape_log(claims.user_id, user, sizeof(user)), s->path);
 	else if (claims.exp <= now_unix())
 		log_warning("loaded service token for user \"%s\" from %s, but it expired %lld s "
-			    "ago", escape_log(claims.user_id, user, sizeof(user)), s->path, (long long)(now_unix() - claims.exp));
+			    "ago",
+				escape_log(claims.user_id, user, sizeof(user)), s->path,
+				(long long)(now_unix() - claims.exp));
 	else
 		log_info("loaded service token for user \"%s\" from %s, valid for %lld s",
-			escape_log(claims.user_id, user, sizeof(user)), s->path, (long long)(claims.exp - now_unix()));
+				escape_log(claims.user_id, user, sizeof(user)), s->path,
+				(long long)(claims.exp - now_unix()));
 	refresh_validate_service_token(s->d);
 	return 0;
 }
@@ -137,10 +144,10 @@ int source_watch(struct source *s)
 	/* IN_CLOSE_WRITE rather than IN_MODIFY: a writer's half-written file is never read.
 	 * IN_MOVED_TO catches the atomic rename most rotation tools do. */
 	r = sd_event_add_inotify(s->d->event, &s->inotify, s->dir,
-		IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR,
-		on_inotify, s);
+			IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR,
+			on_inotify, s);
 	if (r < 0)
-		return log_warning_errno(r, "cannot watch %s for token changes; SIGHUP still reloads",
-			s->dir);
+		return log_warning_errno(r,
+				"cannot watch %s for token changes; SIGHUP still reloads", s->dir);
 	return 0;
 }

@@ -3,12 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include "daemon/access.h"
-#include "daemon/log.h"
 #include "daemon/helper_proc.h"
+#include "daemon/log.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
@@ -92,7 +92,8 @@ static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 	char user[JWT_MAX_USER_ID * 2];
 
 	log_warning("token for user \"%s\" expired; get answers token_expired until a new one "
-		    "arrives", escape_log(d->info.claims.user_id, user, sizeof(user)));
+		    "arrives",
+			escape_log(d->info.claims.user_id, user, sizeof(user)));
 	tokend_update_status(d);
 	return 0;
 }
@@ -121,10 +122,10 @@ int tokend_set_token(struct tokend *d, const char *token, size_t len,
 	sealed_free(d->token);
 	d->token = sealed;
 	d->info = (struct token_info){
-		.kind = kind,
-		.claims = *claims,
-		.received_at = now_unix(),
-		.expires_at = expires_at,
+			.kind = kind,
+			.claims = *claims,
+			.received_at = now_unix(),
+			.expires_at = expires_at,
 	};
 	d->last_refresh = d->info.received_at;
 	d->last_error[0] = '\0';
@@ -177,9 +178,10 @@ static void format_in(int64_t secs, char *buf, size_t size)
 {
 	if (secs >= 3600)
 		snprintf(buf, size, "%lldh %02lldm", (long long)(secs / 3600),
-			(long long)(secs % 3600 / 60));
+				(long long)(secs % 3600 / 60));
 	else if (secs >= 60)
-		snprintf(buf, size, "%lldm %02llds", (long long)(secs / 60), (long long)(secs % 60));
+		snprintf(buf, size, "%lldm %02llds", (long long)(secs / 60),
+				(long long)(secs % 60));
 	else
 		snprintf(buf, size, "%llds", (long long)(secs > 0 ? secs : 0));
 }
@@ -195,17 +197,17 @@ char *tokend_status_line(const struct tokend *d, char *buf, size_t size)
 	case TOKEN_STATE_VALID:
 		if (!d->info.expires_at)
 			snprintf(buf, size, "%s token for %s valid, no known expiry",
-				token_kind_name(d->info.kind), user);
+					token_kind_name(d->info.kind), user);
 		else {
 			format_utc(d->info.expires_at, when, sizeof(when));
 			snprintf(buf, size, "%s token for %s valid until %s",
-				token_kind_name(d->info.kind), user, when);
+					token_kind_name(d->info.kind), user, when);
 		}
 		break;
 	case TOKEN_STATE_EXPIRED:
 		format_utc(d->info.expires_at, when, sizeof(when));
 		snprintf(buf, size, "%s token for %s expired at %s", token_kind_name(d->info.kind),
-			user, when);
+				user, when);
 		break;
 	case TOKEN_STATE_NONE:
 		snprintf(buf, size, "no token");

@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "daemon/config.h"
 #include "common/jwt.h"
 #include "common/secret.h"
+#include "daemon/config.h"
 #include "daemon/vault.h"
 
 enum token_kind {
@@ -53,17 +53,17 @@ struct tokend {
 	char status[256];      /* last STATUS= sent */
 
 	/* Password login (refresh.c). */
-	const char *login_helper;   /* path of regscale-token-login */
-	char *username;             /* account to log in as; not a secret */
-	struct sealed *password;    /* NULL when none */
-	char mfa[17];               /* one-time code, used by the next login only */
-	struct helper_proc *login;        /* login helper in flight, NULL when none */
-	struct helper_proc *validation;   /* validateToken helper in flight, NULL when none */
-	bool login_done;            /* a login finished since the credentials were set */
-	int last_outcome;           /* enum helper_outcome of the last finished login */
-	bool credentials_rejected;  /* the server refused them: no retry until new ones */
-	unsigned retries;           /* failed attempts since the last success */
-	int64_t next_refresh;       /* unix seconds of the scheduled login, 0 when none */
+	const char *login_helper;       /* path of regscale-token-login */
+	char *username;                 /* account to log in as; not a secret */
+	struct sealed *password;        /* NULL when none */
+	char mfa[17];                   /* one-time code, used by the next login only */
+	struct helper_proc *login;      /* login helper in flight, NULL when none */
+	struct helper_proc *validation; /* validateToken helper in flight, NULL when none */
+	bool login_done;                /* a login finished since the credentials were set */
+	int last_outcome;               /* enum helper_outcome of the last finished login */
+	bool credentials_rejected;      /* the server refused them: no retry until new ones */
+	unsigned retries;               /* failed attempts since the last success */
+	int64_t next_refresh;           /* unix seconds of the scheduled login, 0 when none */
 	sd_event_source *refresh_timer;
 	struct secret *request_secret; /* a request's password is decoded here, then sealed */
 };

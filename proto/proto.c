@@ -5,22 +5,22 @@
 #include "proto/proto.h"
 
 static const char *const op_names[_PROTO_OP_MAX] = {
-	[PROTO_OP_PING] = "ping",
-	[PROTO_OP_GET] = "get",
-	[PROTO_OP_STATUS] = "status",
-	[PROTO_OP_LOGIN] = "login",
-	[PROTO_OP_LOGOUT] = "logout",
-	[PROTO_OP_REFRESH] = "refresh",
+		[PROTO_OP_PING] = "ping",
+		[PROTO_OP_GET] = "get",
+		[PROTO_OP_STATUS] = "status",
+		[PROTO_OP_LOGIN] = "login",
+		[PROTO_OP_LOGOUT] = "logout",
+		[PROTO_OP_REFRESH] = "refresh",
 };
 
 static const char *const state_names[_PROTO_STATE_MAX] = {
-	[PROTO_STATE_NO_TOKEN] = "no_token",
-	[PROTO_STATE_LOGGING_IN] = "logging_in",
-	[PROTO_STATE_VALID] = "valid",
-	[PROTO_STATE_REFRESHING] = "refreshing",
-	[PROTO_STATE_RETRYING] = "retrying",
-	[PROTO_STATE_EXPIRED] = "expired",
-	[PROTO_STATE_CREDENTIALS_REJECTED] = "credentials_rejected",
+		[PROTO_STATE_NO_TOKEN] = "no_token",
+		[PROTO_STATE_LOGGING_IN] = "logging_in",
+		[PROTO_STATE_VALID] = "valid",
+		[PROTO_STATE_REFRESHING] = "refreshing",
+		[PROTO_STATE_RETRYING] = "retrying",
+		[PROTO_STATE_EXPIRED] = "expired",
+		[PROTO_STATE_CREDENTIALS_REJECTED] = "credentials_rejected",
 };
 
 /* Returns the index of name in names[0..n), or -EINVAL. */
@@ -56,20 +56,20 @@ int proto_state_from_name(const char *name)
 }
 
 static const char *const error_names[_PROTO_E_MAX] = {
-	[PROTO_OK] = "ok",
-	[PROTO_E_BAD_REQUEST] = "bad_request",
-	[PROTO_E_UNSUPPORTED_VERSION] = "unsupported_version",
-	[PROTO_E_UNKNOWN_OP] = "unknown_op",
-	[PROTO_E_TOO_LARGE] = "too_large",
-	[PROTO_E_TOO_MANY_CLIENTS] = "too_many_clients",
-	[PROTO_E_IDLE_TIMEOUT] = "idle_timeout",
-	[PROTO_E_PERMISSION_DENIED] = "permission_denied",
-	[PROTO_E_NO_TOKEN] = "no_token",
-	[PROTO_E_TOKEN_EXPIRED] = "token_expired",
-	[PROTO_E_LOGIN_FAILED] = "login_failed",
-	[PROTO_E_CREDENTIALS_REJECTED] = "credentials_rejected",
-	[PROTO_E_TIMEOUT] = "timeout",
-	[PROTO_E_INTERNAL] = "internal",
+		[PROTO_OK] = "ok",
+		[PROTO_E_BAD_REQUEST] = "bad_request",
+		[PROTO_E_UNSUPPORTED_VERSION] = "unsupported_version",
+		[PROTO_E_UNKNOWN_OP] = "unknown_op",
+		[PROTO_E_TOO_LARGE] = "too_large",
+		[PROTO_E_TOO_MANY_CLIENTS] = "too_many_clients",
+		[PROTO_E_IDLE_TIMEOUT] = "idle_timeout",
+		[PROTO_E_PERMISSION_DENIED] = "permission_denied",
+		[PROTO_E_NO_TOKEN] = "no_token",
+		[PROTO_E_TOKEN_EXPIRED] = "token_expired",
+		[PROTO_E_LOGIN_FAILED] = "login_failed",
+		[PROTO_E_CREDENTIALS_REJECTED] = "credentials_rejected",
+		[PROTO_E_TIMEOUT] = "timeout",
+		[PROTO_E_INTERNAL] = "internal",
 };
 
 const char *proto_error_name(enum proto_error err)

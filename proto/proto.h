@@ -57,12 +57,12 @@ int proto_op_from_name(const char *name);
 
 /* What the daemon is doing about its token: the "state" reply field. See PROTOCOL.md. */
 enum proto_state {
-	PROTO_STATE_NO_TOKEN,             /* no token, no login running */
-	PROTO_STATE_LOGGING_IN,           /* no valid token yet; a login is running */
-	PROTO_STATE_VALID,                /* a valid token is held */
-	PROTO_STATE_REFRESHING,           /* a valid token is held; its successor is being fetched */
-	PROTO_STATE_RETRYING,             /* the last login failed for a passing reason */
-	PROTO_STATE_EXPIRED,              /* the held token expired and nothing can replace it */
+	PROTO_STATE_NO_TOKEN,   /* no token, no login running */
+	PROTO_STATE_LOGGING_IN, /* no valid token yet; a login is running */
+	PROTO_STATE_VALID,      /* a valid token is held */
+	PROTO_STATE_REFRESHING, /* a valid token is held; its successor is being fetched */
+	PROTO_STATE_RETRYING,   /* the last login failed for a passing reason */
+	PROTO_STATE_EXPIRED,    /* the held token expired and nothing can replace it */
 	PROTO_STATE_CREDENTIALS_REJECTED, /* RegScale refused the credentials */
 	_PROTO_STATE_MAX,
 };
@@ -112,19 +112,19 @@ int proto_state_from_name(const char *name);
 /* Error codes. Stable: scripts match on the string form, never on the number. */
 enum proto_error {
 	PROTO_OK = 0,
-	PROTO_E_BAD_REQUEST,         /* not a JSON object, wrong field type, bad UTF-8 */
-	PROTO_E_UNSUPPORTED_VERSION, /* "v" is not PROTO_VERSION */
-	PROTO_E_UNKNOWN_OP,          /* "op" names no request */
-	PROTO_E_TOO_LARGE,           /* line longer than PROTO_MAX_LINE; connection closed */
-	PROTO_E_TOO_MANY_CLIENTS,    /* PROTO_MAX_CLIENTS reached; connection closed */
-	PROTO_E_IDLE_TIMEOUT,        /* no request within the idle timeout; connection closed */
-	PROTO_E_PERMISSION_DENIED,   /* peer not allowed this request */
-	PROTO_E_NO_TOKEN,            /* the daemon holds no token */
-	PROTO_E_TOKEN_EXPIRED,       /* the held token has expired; never served stale */
-	PROTO_E_LOGIN_FAILED,        /* a login attempt failed (server, network, protocol) */
+	PROTO_E_BAD_REQUEST,          /* not a JSON object, wrong field type, bad UTF-8 */
+	PROTO_E_UNSUPPORTED_VERSION,  /* "v" is not PROTO_VERSION */
+	PROTO_E_UNKNOWN_OP,           /* "op" names no request */
+	PROTO_E_TOO_LARGE,            /* line longer than PROTO_MAX_LINE; connection closed */
+	PROTO_E_TOO_MANY_CLIENTS,     /* PROTO_MAX_CLIENTS reached; connection closed */
+	PROTO_E_IDLE_TIMEOUT,         /* no request within the idle timeout; connection closed */
+	PROTO_E_PERMISSION_DENIED,    /* peer not allowed this request */
+	PROTO_E_NO_TOKEN,             /* the daemon holds no token */
+	PROTO_E_TOKEN_EXPIRED,        /* the held token has expired; never served stale */
+	PROTO_E_LOGIN_FAILED,         /* a login attempt failed (server, network, protocol) */
 	PROTO_E_CREDENTIALS_REJECTED, /* the server rejected the credentials; needs new ones */
-	PROTO_E_TIMEOUT,             /* the daemon could not answer in time */
-	PROTO_E_INTERNAL,            /* a bug or resource exhaustion in the daemon */
+	PROTO_E_TIMEOUT,              /* the daemon could not answer in time */
+	PROTO_E_INTERNAL,             /* a bug or resource exhaustion in the daemon */
 	_PROTO_E_MAX,
 };
 

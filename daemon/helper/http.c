@@ -14,9 +14,9 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "common/util.h"
 #include "daemon/helper/http.h"
 #include "daemon/helper/response.h"
-#include "common/util.h"
 
 #define RESPONSE_MAX    (1024 * 1024)
 #define RETRY_AFTER_MAX 86400 /* a server asking for more is not believed beyond a day */
@@ -91,8 +91,8 @@ static char *endpoint_url(
 	https = strcmp(scheme, "https") == 0;
 	loopback = host_is_loopback(host);
 	if (!https && !(strcmp(scheme, "http") == 0 && loopback)) {
-		helper_answer_set(
-				a, HELPER_CONFIG, "url must be https:// (http:// only to loopback)");
+		helper_answer_set(a, HELPER_CONFIG,
+				"url must be https:// (http:// only to loopback)");
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_USER, &extra, 0) == CURLUE_OK ||
@@ -183,7 +183,8 @@ static void classify_curl(CURLcode c, const char *errbuf, bool too_large, struct
 		if (c == CURLE_FILESIZE_EXCEEDED || too_large)
 			helper_answer_set(a, HELPER_PROTOCOL, "response too large (over 1 MiB)");
 		else
-			helper_answer_set(a, HELPER_TRANSIENT, "out of memory reading the response");
+			helper_answer_set(
+					a, HELPER_TRANSIENT, "out of memory reading the response");
 		break;
 	case CURLE_URL_MALFORMAT:
 	case CURLE_NOT_BUILT_IN:
@@ -270,7 +271,7 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 #define SETOPT(c, opt, val)                                                                        \
 	do {                                                                                       \
 		if (curl_easy_setopt(c, opt, val) != CURLE_OK) {                                   \
-			helper_answer_set(a, HELPER_CONFIG, "libcurl does not support " #opt);      \
+			helper_answer_set(a, HELPER_CONFIG, "libcurl does not support " #opt);     \
 			return;                                                                    \
 		}                                                                                  \
 	} while (0)

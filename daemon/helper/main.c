@@ -18,9 +18,9 @@
 #include "common/escape.h"
 #include "common/fields.h"
 #include "common/harden.h"
+#include "common/util.h"
 #include "daemon/helper/http.h"
 #include "daemon/helper/request.h"
-#include "common/util.h"
 
 /* Logs the one line for this run: the user is quoted, the password and token never appear. */
 static void log_line(const struct helper_request *req, const struct helper_answer *a)
@@ -70,16 +70,20 @@ static int write_answer(const struct helper_request *req, const struct helper_an
 	if (!buf)
 		return -ENOMEM;
 	if (fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_OUTCOME, outcome, strlen(outcome)) < 0 ||
-			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_HTTP_STATUS, a->http_status) < 0 ||
-			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_RETRY_AFTER, a->retry_after) < 0 ||
-			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_EXPIRES_IN, a->expires_in) < 0 ||
+			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_HTTP_STATUS,
+					a->http_status) < 0 ||
+			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_RETRY_AFTER,
+					a->retry_after) < 0 ||
+			fields_put_int(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_EXPIRES_IN,
+					a->expires_in) < 0 ||
 			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_USER_ID, a->user_id,
 					strlen(a->user_id)) < 0 ||
 			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_MESSAGE, a->message,
 					strlen(a->message)) < 0)
 		return -ENOBUFS;
 	if (a->outcome == HELPER_OK && !req->validate &&
-			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_TOKEN, a->token, a->token_len) < 0)
+			fields_put(buf, PIPE_MAX_ANSWER, &pos, PIPE_F_TOKEN, a->token,
+					a->token_len) < 0)
 		return -ENOBUFS;
 
 	while (done < pos) {
@@ -127,7 +131,8 @@ int main(int argc, char **argv)
 		helper_answer_set(&a, HELPER_TRANSIENT, "cannot initialise libsodium or libcurl");
 	} else if ((n = loop_read(STDIN_FILENO, input, PIPE_MAX_REQUEST + 1)) < 0 ||
 			n > PIPE_MAX_REQUEST) {
-		/* One byte more than allowed was asked for, to see that the request is too large. */
+		/* One byte more than allowed was asked for, to see that the request is too large.
+		 */
 		if (n > 0)
 			helper_answer_set(&a, HELPER_CONFIG, "request larger than %d bytes",
 					PIPE_MAX_REQUEST);

@@ -109,8 +109,8 @@ static inline const char *helper_outcome_name(enum helper_outcome o)
 /* Returns the outcome named by v[0..len), or -EINVAL when it names none. */
 static inline int helper_outcome_from_name(const char *v, size_t len)
 {
-	static const enum helper_outcome all[] = {
-			HELPER_OK, HELPER_REJECTED, HELPER_TRANSIENT, HELPER_PROTOCOL, HELPER_CONFIG};
+	static const enum helper_outcome all[] = {HELPER_OK, HELPER_REJECTED, HELPER_TRANSIENT,
+			HELPER_PROTOCOL, HELPER_CONFIG};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		const char *name = helper_outcome_name(all[i]);

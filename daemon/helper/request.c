@@ -13,9 +13,9 @@
 #include "common/escape.h"
 #include "common/fields.h"
 #include "common/jwt.h"
-#include "daemon/helper/request.h"
 #include "common/utf8.h"
 #include "common/util.h"
+#include "daemon/helper/request.h"
 
 void helper_answer_set(struct helper_answer *a, enum helper_outcome outcome, const char *fmt, ...)
 {

@@ -7,7 +7,6 @@
 
 #include "daemon/helper/pipe.h"
 
-
 struct helper_response {
 	const char *token; /* points into the parsed JSON object's memory; see below */
 	size_t token_len;
@@ -21,4 +20,4 @@ struct helper_response {
  * token is copied into token_buf[0..token_size) and ret->token points there. Returns
  * -EBADMSG with a static reason in *ret_message otherwise. */
 int helper_response_parse(const char *body, size_t len, char *token_buf, size_t token_size,
-	struct helper_response *ret, const char **ret_message);
+		struct helper_response *ret, const char **ret_message);

@@ -11,11 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "proto/linebuf.h"
 #include "proto/proto.h"
-#include "common/util.h"
 
 struct fixture {
 	int rd; /* non-blocking reading end, as the daemon has it */

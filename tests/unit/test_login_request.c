@@ -1,10 +1,12 @@
 /* Unit tests for daemon/helper/request.c: the login helper's request checks and the JSON body
  * it posts. Bodies are compared byte for byte and also read back with json-c, so an escaping
  * mistake shows both as a different string and as a different decoded password. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
+
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
 #include <errno.h>

@@ -1,7 +1,9 @@
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
+
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
 #include <errno.h>
@@ -236,9 +238,11 @@ static void test_token_buffer(void **state)
 	const char *m = NULL;
 
 	/* Exactly enough room for the token and its NUL */
-	assert_int_equal(helper_response_parse(body, strlen(body), small, sizeof(small), &r, &m), 0);
+	assert_int_equal(
+			helper_response_parse(body, strlen(body), small, sizeof(small), &r, &m), 0);
 	assert_string_equal(small, JWT);
-	assert_int_equal(helper_response_parse(body, strlen(body), small, sizeof(small) - 1, &r, &m),
+	assert_int_equal(
+			helper_response_parse(body, strlen(body), small, sizeof(small) - 1, &r, &m),
 			-EBADMSG);
 	assert_string_equal(m, "token too long");
 

@@ -1,8 +1,10 @@
 /* Protocol tests: the real server and ops code on one end of a socketpair(), a test
  * client on the other, one sd_event loop driven by hand. */
 #include <errno.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,9 +13,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
-#include <json-c/json.h>
-#include <sodium.h>
 
 #include "common/jwt.h"
 #include "daemon/server.h"
@@ -32,11 +34,11 @@ static char *make_token(int64_t exp, const char *user)
 	char payload[256], h64[128], p64[512], *token;
 
 	snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"iat\":%lld,\"exp\":%lld}", user,
-		(long long)time(NULL), (long long)exp);
+			(long long)time(NULL), (long long)exp);
 	sodium_bin2base64(h64, sizeof(h64), (const unsigned char *)header, strlen(header),
-		sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_bin2base64(p64, sizeof(p64), (const unsigned char *)payload, strlen(payload),
-		sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	assert_true(asprintf(&token, "%s.%s.c2lnbmF0dXJlLWJ5dGVz", h64, p64) > 0);
 	return token;
 }
@@ -48,7 +50,8 @@ static void hold_token(struct tokend *d, const char *token)
 
 	assert_int_equal(jwt_parse(token, strlen(token), &claims, &why), 0);
 	assert_int_equal(tokend_set_token(d, token, strlen(token), &claims, TOKEN_KIND_SERVICE,
-		claims.exp), 0);
+					 claims.exp),
+			0);
 }
 
 static int setup(void **state)
@@ -172,7 +175,7 @@ static void test_ping(void **state)
 	struct json_object *o = request(*state, "{\"op\":\"ping\"}\n");
 
 	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-		"{\"ok\":true,\"v\":1,\"pong\":true}");
+			"{\"ok\":true,\"v\":1,\"pong\":true}");
 	json_object_put(o);
 }
 
@@ -260,14 +263,14 @@ static void test_bad_requests_keep_the_connection(void **state)
 	static const struct {
 		const char *line, *code;
 	} cases[] = {
-		{"garbage\n", "bad_request"},
-		{"{\"op\":\"get\"\n", "bad_request"},
-		{"[1,2,3]\n", "bad_request"},
-		{"{\"op\":42}\n", "bad_request"},
-		{"{\"op\":\"fly\"}\n", "unknown_op"},
-		{"{\"op\":\"get\",\"v\":2}\n", "unsupported_version"},
-		{"{\"op\":\"get\",\"x\":\"\xff\"}\n", "bad_request"},
-		{"\n", "bad_request"},
+			{"garbage\n", "bad_request"},
+			{"{\"op\":\"get\"\n", "bad_request"},
+			{"[1,2,3]\n", "bad_request"},
+			{"{\"op\":42}\n", "bad_request"},
+			{"{\"op\":\"fly\"}\n", "unknown_op"},
+			{"{\"op\":\"get\",\"v\":2}\n", "unsupported_version"},
+			{"{\"op\":\"get\",\"x\":\"\xff\"}\n", "bad_request"},
+			{"\n", "bad_request"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -277,7 +280,7 @@ static void test_bad_requests_keep_the_connection(void **state)
 	}
 	struct json_object *o = request(f, "{\"op\":\"ping\"}\n");
 	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-		"{\"ok\":true,\"v\":1,\"pong\":true}");
+			"{\"ok\":true,\"v\":1,\"pong\":true}");
 	json_object_put(o);
 }
 
@@ -390,19 +393,25 @@ static void test_shutdown_exits_loop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_without_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_expired_token_is_never_served, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_requests_keep_the_connection, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_large_closes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pipelined_requests_in_one_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_split_byte_by_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_vanishing_mid_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_end_of_stream_answers_last_request, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_exits_loop, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_get_without_token, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_get_token, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_get_expired_token_is_never_served, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_bad_requests_keep_the_connection, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_too_large_closes, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_pipelined_requests_in_one_write, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_request_split_byte_by_byte, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_client_vanishing_mid_reply, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_end_of_stream_answers_last_request, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_shutdown_exits_loop, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
-#include "proto/reply.h"
 #include "common/util.h"
+#include "proto/reply.h"
 
 /* Formats obj, checks the line framing, frees obj; returns the line in a static buffer. */
 static const char *format(struct json_object *obj)

@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "proto/json.h"
 #include "proto/request.h"
-#include "common/util.h"
 
 #define ERR_BAD     PROTO_E_BAD_REQUEST
 #define ERR_VERSION PROTO_E_UNSUPPORTED_VERSION

@@ -1,4 +1,4 @@
-/* Fuzzes fields_next() (daemon/fields.h), which reads the messages on the pipes between the
+/* Fuzzes fields_next() (common/fields.h), which reads the messages on the pipes between the
  * daemon and its login helper, in both directions. Besides memory safety it checks that every
  * field read lies inside the message and that the reader moves forward, and, because the
  * format has one spelling per message, that fields_put() writes back exactly the bytes read.

@@ -1,4 +1,4 @@
-/* Fuzzes jwt_parse() (daemon/jwt.h), which reads every token the daemon is given: from a
+/* Fuzzes jwt_parse() (common/jwt.h), which reads every token the daemon is given: from a
  * token file, a systemd credential or the login helper. Each input is tried three ways: as the
  * token itself, and base64url-encoded as the payload and as the header of an otherwise valid
  * token, so that mutations reach the JSON claims without having to keep the base64url intact.

@@ -6,9 +6,9 @@
 
 #include "daemon/log.h"
 
-static int debug_enabled;
+static bool debug_enabled;
 
-void log_set_debug(int on)
+void log_set_debug(bool on)
 {
 	debug_enabled = on;
 }

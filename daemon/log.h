@@ -2,6 +2,7 @@
  * Never pass secret bytes: quote user-supplied strings with %s inside "" and name peers. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <systemd/sd-daemon.h>
 
@@ -21,4 +22,4 @@ int log_full_errno(const char *prefix, int err, const char *fmt, ...)
 #define log_warning_errno(err, ...) log_full_errno(SD_WARNING, (err), __VA_ARGS__)
 
 /* Enables or disables debug lines (off by default). */
-void log_set_debug(int on);
+void log_set_debug(bool on);

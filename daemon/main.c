@@ -249,7 +249,7 @@ int main(int argc, char **argv)
 			socket_arg = optarg;
 			break;
 		case 'd':
-			log_set_debug(1);
+			log_set_debug(true);
 			break;
 		case 'L':
 			login_helper = optarg;

@@ -18,7 +18,7 @@ const char cli_usage_text[] =
 	"daemon in to RegScale.\n"
 	"\n"
 	"Commands:\n"
-	"  get [--format FORMAT] [--min-valid DURATION [--wait DURATION]]\n"
+	"  get [--format FORMAT] [--min-valid DURATION] [--wait DURATION]\n"
 	"                         Print the token on stdout, nothing else. FORMAT is one of\n"
 	"                         raw     <jwt> (default)\n"
 	"                         bearer  Bearer <jwt>\n"
@@ -27,7 +27,9 @@ const char cli_usage_text[] =
 	"                         With --min-valid the token must stay valid that long: if\n"
 	"                         it would not, the daemon refreshes it and waits up to\n"
 	"                         --wait (default 30s, at most 5m) for a fresh one, else the\n"
-	"                         exit is 4.\n"
+	"                         exit is 4. Without a token yet (the daemon just started\n"
+	"                         or reloaded and is logging in) get waits for that login,\n"
+	"                         up to --wait too.\n"
 	"  status [--json]        Show the token's state, expiry and refresh times, the last\n"
 	"                         error and the daemon's version, pid and uptime; --json\n"
 	"                         prints the daemon's reply line. Exits 0 whenever the\n"
@@ -207,6 +209,7 @@ static int exit_code_for_error(enum proto_error err)
 	switch (err) {
 	case PROTO_E_NO_TOKEN:
 	case PROTO_E_TOKEN_EXPIRED:
+	case PROTO_E_LOGIN_REQUIRED:
 		return EXIT_NO_TOKEN;
 	case PROTO_E_PERMISSION_DENIED:
 		return EXIT_DENIED;

@@ -236,6 +236,9 @@ static const char *state_hint(int state, const char *kind)
 {
 	if (state == PROTO_STATE_CREDENTIALS_REJECTED)
 		return "RegScale rejected the credentials; run 'regscale-token login'";
+	if (state == PROTO_STATE_LOGIN_REQUIRED)
+		return "an MFA login is not renewed unattended: run 'regscale-token login --mfa "
+		       "CODE' before it expires";
 	if (state == PROTO_STATE_EXPIRED && kind && strcmp(kind, PROTO_KIND_LOGIN) == 0)
 		return "run 'regscale-token refresh', or 'regscale-token login'";
 	return NULL;
@@ -344,6 +347,8 @@ const char *format_error_hint(enum proto_error err, enum proto_op op)
 			       "'regscale-token login' again";
 		return "run 'regscale-token login' with valid credentials, or fix the username / "
 		       "password_file in the daemon's configuration";
+	case PROTO_E_LOGIN_REQUIRED:
+		return "log in again with a fresh code: regscale-token login --mfa CODE";
 	case PROTO_OK:
 	case PROTO_E_INTERNAL:
 	case _PROTO_E_MAX:

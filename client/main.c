@@ -77,18 +77,20 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	}
 	if (c < 0)
 		return ex;
-	if (wait >= 0 && min_valid < 0)
-		return cli_usage_error("--wait goes with --min-valid: the daemon only waits for a "
-				       "refresh it starts because the token expires too soon");
-
+	/* Always allow a wait: a get while the daemon's first login runs (it just started or
+	 * reloaded) waits for it instead of failing. With --timeout and no --wait the wait
+	 * fits inside the timeout. */
+	if (wait < 0)
+		wait = g->timeout_ms > 0
+				       ? (g->timeout_ms > 1000 ? (g->timeout_ms - 1000) / 1000 : 0)
+				       : PROTO_DEFAULT_WAIT_SEC;
+	if (wait > PROTO_MAX_WAIT_SEC)
+		wait = PROTO_MAX_WAIT_SEC;
 	cli_request_begin(&w, req.op, buf, sizeof(buf));
-	if (min_valid >= 0) {
-		if (wait < 0)
-			wait = PROTO_DEFAULT_WAIT_SEC;
+	if (min_valid >= 0)
 		jsonw_int(&w, PROTO_F_MIN_VALID, min_valid);
-		jsonw_int(&w, PROTO_F_WAIT, wait);
-		req.timeout_ms = wait * 1000 + CLI_WAIT_SLACK_MS;
-	}
+	jsonw_int(&w, PROTO_F_WAIT, wait);
+	req.timeout_ms = wait * 1000 + CLI_WAIT_SLACK_MS;
 	if (jsonw_end(&w, &req.len) < 0) {
 		cli_say("cannot build the request; this is a bug, please report it");
 		return EXIT_FAILURE;

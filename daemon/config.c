@@ -388,6 +388,9 @@ int config_load(struct config *c, const char *path, char *errbuf, size_t errlen)
 	}
 
 	/* Only now touch *c: a file with an error leaves the previous configuration alone. */
+	c->keys_read = 0;
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+		c->keys_read += p.set_line[i] ? 1 : 0;
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
 		const struct key *k = &keys[i];
 		if (!p.set_line[i])

@@ -12,7 +12,8 @@ enum login_api {
 };
 
 struct config {
-	char *path; /* the file read, or NULL when none was given */
+	char *path;         /* the file read, or NULL when none was given */
+	unsigned keys_read; /* keys the last config_load() found: 0 for an empty file */
 
 	/* [regscale] */
 	char *url; /* RegScale base URL, without trailing slash */

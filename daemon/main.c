@@ -13,7 +13,6 @@
 #include "common/harden.h"
 #include "daemon/access.h"
 #include "daemon/log.h"
-#include "daemon/refresh.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
@@ -56,65 +55,13 @@ static char *default_socket_path(void)
 	return path;
 }
 
-/* Serves a service token when one is configured (token_file or the credential "token"),
- * else logs in with a password when credentials are known, else waits for a login. */
-static void load_token_source(struct tokend *d)
-{
-	d->source = source_free(d->source);
-	if (source_new(d, &d->source) >= 0) {
-		(void)source_load(d->source);
-		(void)source_watch(d->source);
-		return;
-	}
-	(void)refresh_setup(d);
-}
-
-static int reload(struct tokend *d)
-{
-	struct access *access = NULL;
-	struct config fresh;
-	char err[512];
-	int r;
-
-	(void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-			(unsigned long long)now_monotonic_usec());
-	if (d->config.path) {
-		config_init(&fresh);
-		r = config_load(&fresh, d->config.path, err, sizeof(err));
-		if (r < 0) {
-			log_error("reload: %s; keeping the previous configuration", err);
-			config_done(&fresh);
-		} else if ((r = access_new(&fresh, &access, err, sizeof(err))) < 0) {
-			log_error("reload: %s: %s; keeping the previous configuration",
-					d->config.path, err);
-			config_done(&fresh);
-		} else {
-			access_free(d->access);
-			d->access = access;
-			if ((fresh.socket && d->config.socket &&
-					    strcmp(fresh.socket, d->config.socket) != 0))
-				log_warning("reload: a new socket path takes effect on restart "
-					    "only");
-			free(fresh.socket);
-			fresh.socket = d->config.socket;
-			d->config.socket = NULL;
-			config_done(&d->config);
-			d->config = fresh;
-		}
-	}
-	load_token_source(d);
-	tokend_update_status(d);
-	(void)sd_notify(0, "READY=1");
-	return 0;
-}
-
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct tokend *d = userdata;
 
 	if (si->ssi_signo == SIGHUP) {
 		log_info("SIGHUP: reloading configuration and token");
-		return reload(d);
+		return tokend_reload(d);
 	}
 	log_info("%s: shutting down", strsignal((int)si->ssi_signo));
 	(void)sd_notify(0, "STOPPING=1");
@@ -127,9 +74,6 @@ static int setup_socket(struct tokend *d, const char *socket_arg)
 	char *path;
 	int n, r;
 
-	r = server_new(d, &d->server);
-	if (r < 0)
-		return r;
 	n = sd_listen_fds(1);
 	if (n < 0)
 		return log_error_errno(n, "cannot read the sockets passed by systemd");
@@ -170,12 +114,11 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 		log_error_errno(r, "cannot create the event loop");
 		goto out;
 	}
-	r = tokend_new(e, &d);
+	r = tokend_new(e, login_helper, &d);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up secure memory");
 		goto out;
 	}
-	d->login_helper = login_helper;
 	if (config_path) {
 		r = config_load(&d->config, config_path, err, sizeof(err));
 		if (r < 0) {
@@ -188,6 +131,7 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 		log_error("%s: %s", config_path ? config_path : "configuration", err);
 		goto out;
 	}
+	server_set_access(d->server, d->access);
 	/* A watchdog ping when the service manager asks for one (WatchdogSec=), none
 	 * otherwise: an idle daemon makes no wakeups at all. */
 	r = sd_event_set_watchdog(e, true);
@@ -213,7 +157,7 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 
 	/* A missing or bad token is not fatal: the daemon answers no_token with the reason
 	 * and picks the token up as soon as the file is fixed or a login succeeds. */
-	load_token_source(d);
+	tokend_load(d);
 	tokend_update_status(d);
 	(void)sd_notify(0, "READY=1");
 

@@ -1,16 +1,41 @@
+/* The requests, see ops.h and proto/PROTOCOL.md. What a request does to the token is the
+ * lifecycle's business (daemon/lifecycle.h); this file checks who asks, turns requests into
+ * lifecycle events and lifecycle state into replies. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/jwt.h"
 #include "common/util.h"
-#include "daemon/helper_proc.h"
 #include "daemon/log.h"
 #include "daemon/ops.h"
-#include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/reply.h"
+
+/* One answering of one request. */
+struct call {
+	struct ops_env *env;
+	const struct peer *peer;
+	struct secret *reply;
+	struct lc_time now;
+	bool first;      /* first time this request is answered: it may start a login */
+	bool final;      /* its wait ran out: it must be answered now */
+	bool wait;       /* out: the request waits for a login */
+	uint64_t ticket; /* in/out: the login a login or refresh waits for */
+	char msg[512];   /* out: the message of an error reply */
+};
+
+typedef enum proto_error (*answer_fn)(const struct request *req, struct call *call);
+
+static uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
 
 static void put_null(struct json_object *o, const char *key)
 {
@@ -36,20 +61,20 @@ static void put_time(struct json_object *o, const char *key, int64_t t)
 }
 
 /* The fields describing the held token, shared by get, status, login and refresh. */
-static void put_token_fields(struct json_object *o, const struct tokend *d, int64_t now)
+static void put_token_fields(
+		struct json_object *o, const struct call *call, const struct lc_info *info)
 {
-	const struct token_info *info = &d->info;
 	char iso[32];
 
-	if (!d->token) {
+	if (!info->has_token) {
 		put_null(o, PROTO_F_KIND);
 		put_null(o, PROTO_F_USER_ID);
 	} else {
-		put_string(o, PROTO_F_KIND, token_kind_name(info->kind));
-		put_string(o, PROTO_F_USER_ID, info->claims.user_id);
+		put_string(o, PROTO_F_KIND, info->service ? PROTO_KIND_SERVICE : PROTO_KIND_LOGIN);
+		put_string(o, PROTO_F_USER_ID, info->user_id);
 	}
-	put_string(o, PROTO_F_URL, d->config.url);
-	if (!d->token || !info->expires_at) {
+	put_string(o, PROTO_F_URL, call->env->config->url);
+	if (!info->has_token || !info->expires_at) {
 		put_null(o, PROTO_F_EXPIRES_AT);
 		put_null(o, PROTO_F_EXPIRES);
 		put_null(o, PROTO_F_EXPIRES_IN);
@@ -57,52 +82,45 @@ static void put_token_fields(struct json_object *o, const struct tokend *d, int6
 	}
 	put_int(o, PROTO_F_EXPIRES_AT, info->expires_at);
 	put_string(o, PROTO_F_EXPIRES, proto_format_time(info->expires_at, iso, sizeof(iso)));
-	put_int(o, PROTO_F_EXPIRES_IN, info->expires_at > now ? info->expires_at - now : 0);
+	put_int(o, PROTO_F_EXPIRES_IN,
+			info->expires_at > call->now.wall ? info->expires_at - call->now.wall : 0);
 }
 
 /* Serialises obj into the reply buffer and drops it. */
-static enum proto_error finish(struct tokend *d, struct json_object *obj)
+static enum proto_error finish(struct call *call, struct json_object *obj)
 {
-	int n = reply_format(obj, d->reply_buf->data, d->reply_buf->size);
+	int n = reply_format(obj, call->reply->data, call->reply->size);
 
 	json_object_put(obj);
 	if (n < 0)
 		return PROTO_E_INTERNAL;
-	d->reply_buf->len = (size_t)n;
+	call->reply->len = (size_t)n;
 	return PROTO_OK;
 }
 
-void ops_error(struct tokend *d, enum proto_error err, const char *message, const char *id)
+void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id)
 {
 	static const char fallback[] = "{\"ok\":false,\"v\":1,\"error\":\"internal\","
 				       "\"message\":\"out of memory\"}\n";
 	struct json_object *obj = reply_new_error(err, message, id);
-	int n = obj ? reply_format(obj, d->reply_buf->data, d->reply_buf->size) : -ENOMEM;
+	int n = obj ? reply_format(obj, reply->data, reply->size) : -ENOMEM;
 
 	json_object_put(obj);
 	if (n < 0) {
-		memcpy(d->reply_buf->data, fallback, sizeof(fallback));
+		memcpy(reply->data, fallback, sizeof(fallback));
 		n = (int)sizeof(fallback) - 1;
 	}
-	d->reply_buf->len = (size_t)n;
+	reply->len = (size_t)n;
 }
 
-/* One answering of one request. */
-struct call {
-	const struct peer *peer;
-	bool first;    /* first time this request is answered: it may start a login */
-	bool final;    /* its wait ran out: it must be answered now */
-	bool wait;     /* out: the request waits for the login in flight */
-	char msg[512]; /* out: the message of an error reply */
-};
-
-typedef enum proto_error (*answer_fn)(
-		struct tokend *d, const struct request *req, struct call *call);
-
 /* Changing what the daemon holds is for admins only (see access.h). */
-static bool peer_is_admin(const struct peer *peer)
+static enum proto_error require_admin(struct call *call, const char *what)
 {
-	return peer->level == ACCESS_ADMIN;
+	if (call->peer->level == ACCESS_ADMIN)
+		return PROTO_OK;
+	snprintf(call->msg, sizeof(call->msg),
+			"only the daemon's user, root and admin_users/admin_groups may %s", what);
+	return PROTO_E_PERMISSION_DENIED;
 }
 
 /* Returns s, or fallback when s is NULL or empty. */
@@ -111,50 +129,53 @@ static const char *nonempty_or(const char *s, const char *fallback)
 	return s && s[0] ? s : fallback;
 }
 
-static enum proto_error answer_ping(struct tokend *d, const struct request *req, struct call *call)
+static enum proto_error answer_ping(const struct request *req, struct call *call)
 {
 	struct json_object *obj = reply_new_ok(req->id);
 
 	if (!obj)
 		return PROTO_E_INTERNAL;
 	json_object_object_add(obj, PROTO_F_PONG, json_object_new_boolean(1));
-	return finish(d, obj);
+	return finish(call, obj);
 }
 
-static enum proto_error answer_status(
-		struct tokend *d, const struct request *req, struct call *call)
+static enum proto_error answer_status(const struct request *req, struct call *call)
 {
 	struct json_object *obj = reply_new_ok(req->id);
-	int64_t now = now_unix();
+	struct lc_info info;
 	char line[256];
 
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, PROTO_F_STATE, proto_state_name(refresh_state(d)));
-	put_string(obj, PROTO_F_MESSAGE, tokend_status_line(d, line, sizeof(line)));
-	put_token_fields(obj, d, now);
-	put_time(obj, PROTO_F_LAST_REFRESH, d->last_refresh);
-	put_time(obj, PROTO_F_NEXT_REFRESH, d->next_refresh);
-	put_string(obj, PROTO_F_LAST_ERROR, d->last_error);
-	put_int(obj, PROTO_F_RETRIES, d->retries);
-	json_object_object_add(
-			obj, PROTO_F_LOGIN_IN_FLIGHT, json_object_new_boolean(d->login != NULL));
+	lifecycle_info(call->env->lifecycle, &call->now, &info);
+	put_string(obj, PROTO_F_STATE, proto_state_name(info.state));
+	put_string(obj, PROTO_F_MESSAGE,
+			lifecycle_status_line(
+					call->env->lifecycle, &call->now, line, sizeof(line)));
+	put_token_fields(obj, call, &info);
+	put_time(obj, PROTO_F_LAST_REFRESH, info.last_refresh);
+	put_time(obj, PROTO_F_NEXT_REFRESH, info.next_refresh);
+	put_string(obj, PROTO_F_LAST_ERROR, info.last_error);
+	put_int(obj, PROTO_F_RETRIES, info.retries);
+	json_object_object_add(obj, PROTO_F_LOGIN_IN_FLIGHT,
+			json_object_new_boolean(info.login_in_flight));
 	put_string(obj, PROTO_F_VERSION, RT_VERSION);
 	put_int(obj, PROTO_F_PID, getpid());
 	put_int(obj, PROTO_F_UPTIME,
-			(int64_t)((now_monotonic_usec() - d->started_usec) / 1000000ULL));
-	return finish(d, obj);
+			(int64_t)((now_monotonic_usec() - call->env->started_usec) / 1000000ULL));
+	return finish(call, obj);
 }
 
-static enum proto_error reply_token(struct tokend *d, const struct request *req, int64_t now)
+static enum proto_error reply_token(const struct request *req, struct call *call)
 {
 	static const char key[] = ",\"" PROTO_F_TOKEN "\":\"";
 	_cleanup_(secret_freep) struct secret *token = NULL;
-	struct secret *buf = d->reply_buf;
+	struct secret *buf = call->reply;
 	struct json_object *obj;
+	struct lc_info info;
 	int n, r;
 
-	r = vault_open(d->vault, d->token, &token);
+	r = lifecycle_open_token(call->env->lifecycle, &token);
 	if (r < 0) {
 		log_error_errno(r, "cannot decrypt the held token");
 		return PROTO_E_INTERNAL;
@@ -166,7 +187,8 @@ static enum proto_error reply_token(struct tokend *d, const struct request *req,
 	obj = reply_new_ok(req->id);
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_token_fields(obj, d, now);
+	lifecycle_info(call->env->lifecycle, &call->now, &info);
+	put_token_fields(obj, call, &info);
 	n = reply_format(obj, buf->data, buf->size);
 	json_object_put(obj);
 	/* json-c would copy the token onto the heap, so it is spliced in here instead, in
@@ -186,73 +208,34 @@ static enum proto_error reply_token(struct tokend *d, const struct request *req,
 	return PROTO_OK;
 }
 
-/* Why no token can be served, as an error code and message. */
-static enum proto_error no_token_error(
-		struct tokend *d, enum token_state state, int64_t now, struct call *call)
+static enum proto_error answer_get(const struct request *req, struct call *call)
 {
-	char iso[32];
+	/* A wait is what the client allows; a get with min_valid but no wait gets the default. */
+	bool may_wait = !call->final && (req->wait > 0 || (req->min_valid > 0 && req->wait < 0));
+	enum proto_error err = PROTO_E_INTERNAL;
 
-	if (d->credentials_rejected) {
-		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
-		return PROTO_E_CREDENTIALS_REJECTED;
-	}
-	if (state == TOKEN_STATE_EXPIRED) {
-		snprintf(call->msg, sizeof(call->msg), "the token expired at %s%s%s",
-				proto_format_time(d->info.expires_at, iso, sizeof(iso)),
-				d->last_error[0] ? "; " : "", d->last_error);
-		return PROTO_E_TOKEN_EXPIRED;
-	}
-	if (d->login) {
-		snprintf(call->msg, sizeof(call->msg), "no token yet: a login is in progress");
-		return PROTO_E_NO_TOKEN;
-	}
-	if (d->login_done && d->last_outcome != HELPER_OK) {
-		snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
-		return PROTO_E_LOGIN_FAILED;
-	}
-	snprintf(call->msg, sizeof(call->msg), "%s",
-			nonempty_or(d->last_error, "the daemon holds no token"));
-	return PROTO_E_NO_TOKEN;
-}
-
-static enum proto_error answer_get(struct tokend *d, const struct request *req, struct call *call)
-{
-	int64_t now = now_unix();
-	enum token_state state;
-	bool may_wait = req->wait > 0 || (req->min_valid > 0 && req->wait < 0);
-
-	if (call->first)
-		refresh_check_due(d);
-	state = tokend_token_state(d, now);
-	if (state == TOKEN_STATE_VALID &&
-			(req->min_valid <= 0 || !d->info.expires_at ||
-					d->info.expires_at - now >= req->min_valid))
-		return reply_token(d, req, now);
-
-	if (may_wait && !call->final &&
-			(d->login || (call->first && refresh_now(d, "a client needs a fresher "
-								    "token") > 0))) {
+	switch (lifecycle_get(call->env->lifecycle, req->min_valid, may_wait, call->first,
+			&call->now, &err, call->msg, sizeof(call->msg))) {
+	case LC_GET_SERVE:
+		return reply_token(req, call);
+	case LC_GET_WAIT:
 		call->wait = true;
 		return PROTO_OK;
+	case LC_GET_FAIL:
+		break;
 	}
-	if (state == TOKEN_STATE_VALID) {
-		snprintf(call->msg, sizeof(call->msg),
-				"the token is valid for %llds only, less "
-				"than min_valid%s%s",
-				(long long)(d->info.expires_at - now), d->last_error[0] ? "; " : "",
-				d->last_error);
-		return PROTO_E_TOKEN_EXPIRED;
-	}
-	return no_token_error(d, state, now, call);
+	return err;
 }
 
 /* The reply to login and refresh once the login they started or joined is over. */
-static enum proto_error login_outcome_reply(
-		struct tokend *d, const struct request *req, struct call *call)
+static enum proto_error login_outcome_reply(const struct request *req, struct call *call)
 {
 	struct json_object *obj;
+	enum proto_error err;
+	struct lc_info info;
 
-	if (d->login) {
+	if (lifecycle_ticket(call->env->lifecycle, call->ticket, &err, call->msg,
+			    sizeof(call->msg)) == 0) {
 		if (!call->final) {
 			call->wait = true;
 			return PROTO_OK;
@@ -260,36 +243,30 @@ static enum proto_error login_outcome_reply(
 		snprintf(call->msg, sizeof(call->msg), "the login is still in progress");
 		return PROTO_E_TIMEOUT;
 	}
-	if (!d->login_done || d->last_outcome != HELPER_OK ||
-			tokend_token_state(d, now_unix()) != TOKEN_STATE_VALID) {
-		snprintf(call->msg, sizeof(call->msg), "%s",
-				nonempty_or(d->last_error, "login failed"));
-		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED
-					       : PROTO_E_LOGIN_FAILED;
-	}
+	if (err != PROTO_OK)
+		return err;
 	obj = reply_new_ok(req->id);
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, PROTO_F_STATE, proto_state_name(refresh_state(d)));
-	put_token_fields(obj, d, now_unix());
-	put_time(obj, PROTO_F_NEXT_REFRESH, d->next_refresh);
-	return finish(d, obj);
+	lifecycle_info(call->env->lifecycle, &call->now, &info);
+	put_string(obj, PROTO_F_STATE, proto_state_name(info.state));
+	put_token_fields(obj, call, &info);
+	put_time(obj, PROTO_F_NEXT_REFRESH, info.next_refresh);
+	return finish(call, obj);
 }
 
-static enum proto_error answer_login(struct tokend *d, const struct request *req, struct call *call)
+static enum proto_error answer_login(const struct request *req, struct call *call)
 {
-	const char *username = nonempty_or(req->username, d->config.username);
+	const char *username = nonempty_or(req->username, call->env->config->username);
+	const char *reason = NULL;
+	enum proto_error err;
 	int r;
 
 	if (!call->first)
-		return login_outcome_reply(d, req, call);
-	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg),
-				"only the daemon's user, root and admin_users/admin_groups may log "
-				"it in");
-		return PROTO_E_PERMISSION_DENIED;
-	}
-	if (d->source) {
+		return login_outcome_reply(req, call);
+	if ((err = require_admin(call, "log it in")) != PROTO_OK)
+		return err;
+	if (call->env->source) {
 		snprintf(call->msg, sizeof(call->msg),
 				"this daemon serves a service token; remove "
 				"token_file to use password login");
@@ -297,6 +274,13 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 	}
 	if (!req->has_secret || req->secret_len == 0) {
 		snprintf(call->msg, sizeof(call->msg), "login needs a \"password\"");
+		return PROTO_E_BAD_REQUEST;
+	}
+	/* It would not fit the helper's request: refuse it here, not in a retry loop. */
+	if (req->secret_len > PIPE_MAX_PASSWORD) {
+		snprintf(call->msg, sizeof(call->msg),
+				"the password is longer than %d bytes, more than a login can carry",
+				PIPE_MAX_PASSWORD);
 		return PROTO_E_BAD_REQUEST;
 	}
 	if (!username) {
@@ -310,60 +294,60 @@ static enum proto_error answer_login(struct tokend *d, const struct request *req
 					"\"username\" has control characters");
 			return PROTO_E_BAD_REQUEST;
 		}
-	r = refresh_set_credentials(d, username, req->secret, req->secret_len, req->mfa);
-	if (r < 0 && !d->login_done) {
-		snprintf(call->msg, sizeof(call->msg), "%s",
-				nonempty_or(d->last_error, strerror(-r)));
-		return PROTO_E_LOGIN_FAILED;
+	r = lifecycle_login(call->env->lifecycle, username, req->secret, req->secret_len, req->mfa,
+			&call->now, &call->ticket, &reason);
+	if (r < 0) {
+		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(reason, strerror(-r)));
+		return r == -EOPNOTSUPP ? PROTO_E_BAD_REQUEST : PROTO_E_LOGIN_FAILED;
 	}
-	return login_outcome_reply(d, req, call);
+	return login_outcome_reply(req, call);
 }
 
-static enum proto_error answer_refresh(
-		struct tokend *d, const struct request *req, struct call *call)
+static enum proto_error answer_refresh(const struct request *req, struct call *call)
 {
+	const char *reason = NULL;
+	enum proto_error err;
+	int r;
+
 	if (!call->first)
-		return login_outcome_reply(d, req, call);
-	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg),
-				"only the daemon's user, root and admin_users/admin_groups may "
-				"refresh it");
-		return PROTO_E_PERMISSION_DENIED;
-	}
-	if (d->source) {
+		return login_outcome_reply(req, call);
+	if ((err = require_admin(call, "refresh it")) != PROTO_OK)
+		return err;
+	if (call->env->source) {
 		/* A service token is not refreshed by logging in; re-reading it is the refresh. */
-		if (source_load(d->source) < 0) {
-			snprintf(call->msg, sizeof(call->msg), "%s", d->last_error);
+		if (source_load(call->env->source) < 0) {
+			struct lc_info info;
+			lifecycle_info(call->env->lifecycle, &call->now, &info);
+			snprintf(call->msg, sizeof(call->msg), "%s", info.last_error);
 			return PROTO_E_LOGIN_FAILED;
 		}
-		return answer_status(d, req, call);
+		return answer_status(req, call);
 	}
-	if (refresh_now(d, "requested by a client") <= 0) {
-		snprintf(call->msg, sizeof(call->msg), "%s",
-				nonempty_or(d->last_error, "cannot log in"));
-		return d->credentials_rejected ? PROTO_E_CREDENTIALS_REJECTED
-					       : PROTO_E_LOGIN_FAILED;
+	r = lifecycle_refresh(call->env->lifecycle, "requested by a client", &call->now,
+			&call->ticket, &reason);
+	if (r < 0) {
+		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(reason, "cannot log in"));
+		return r == -EKEYREJECTED ? PROTO_E_CREDENTIALS_REJECTED
+		       : r == -EPERM      ? PROTO_E_LOGIN_REQUIRED
+					  : PROTO_E_LOGIN_FAILED;
 	}
-	return login_outcome_reply(d, req, call);
+	return login_outcome_reply(req, call);
 }
 
-static enum proto_error answer_logout(
-		struct tokend *d, const struct request *req, struct call *call)
+static enum proto_error answer_logout(const struct request *req, struct call *call)
 {
 	struct json_object *obj;
+	enum proto_error err;
 
-	if (!peer_is_admin(call->peer)) {
-		snprintf(call->msg, sizeof(call->msg),
-				"only the daemon's user, root and admin_users/admin_groups may log "
-				"it out");
-		return PROTO_E_PERMISSION_DENIED;
-	}
-	refresh_logout(d);
+	if ((err = require_admin(call, "log it out")) != PROTO_OK)
+		return err;
+	lifecycle_logout(call->env->lifecycle);
 	obj = reply_new_ok(req->id);
 	if (!obj)
 		return PROTO_E_INTERNAL;
-	put_string(obj, PROTO_F_STATE, proto_state_name(refresh_state(d)));
-	return finish(d, obj);
+	put_string(obj, PROTO_F_STATE,
+			proto_state_name(lifecycle_state(call->env->lifecycle, &call->now)));
+	return finish(call, obj);
 }
 
 static const answer_fn answers[_PROTO_OP_MAX] = {
@@ -375,15 +359,18 @@ static const answer_fn answers[_PROTO_OP_MAX] = {
 		[PROTO_OP_REFRESH] = answer_refresh,
 };
 
-static enum ops_result run(struct tokend *d, const struct request *req, struct call *call)
+static enum ops_result run(const struct request *req, struct call *call)
 {
-	enum proto_error err = answers[req->op](d, req, call);
+	enum proto_error err;
 
+	lc_time_now(&call->now);
+	err = answers[req->op](req, call);
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->ucred.pid,
 				(unsigned)call->peer->ucred.uid, proto_op_name(req->op),
 				proto_error_name(err), nonempty_or(call->msg, "internal error"));
-		ops_error(d, err, nonempty_or(call->msg, "internal error, see the daemon log"),
+		ops_error(call->reply, err,
+				nonempty_or(call->msg, "internal error, see the daemon log"),
 				req->id);
 		return OPS_REPLY;
 	}
@@ -391,58 +378,66 @@ static enum ops_result run(struct tokend *d, const struct request *req, struct c
 }
 
 /* How long a request may wait for a login, in microseconds. */
-static uint64_t wait_usec(const struct tokend *d, const struct request *req)
+static uint64_t wait_usec(const struct ops_env *env, const struct request *req)
 {
 	int64_t sec;
 
 	if (req->op == PROTO_OP_GET)
 		sec = req->wait >= 0 ? req->wait : PROTO_DEFAULT_WAIT_SEC;
 	else
-		sec = (int64_t)(d->config.connect_timeout_sec + d->config.total_timeout_sec) + 10;
+		sec = (int64_t)(env->config->connect_timeout_sec + env->config->total_timeout_sec) +
+		      10;
 	if (sec > PROTO_MAX_WAIT_SEC)
 		sec = PROTO_MAX_WAIT_SEC;
 	return (uint64_t)sec * 1000000ULL;
 }
 
-enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line, size_t len,
-		struct request *pending, uint64_t *ret_wait_usec)
+enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const char *line,
+		size_t len, struct secret *reply, struct ops_pending *pending,
+		uint64_t *ret_wait_usec)
 {
-	struct call call = {.peer = peer, .first = true};
+	struct call call = {.env = env, .peer = peer, .reply = reply, .first = true};
 	struct request req;
 	const char *why = NULL;
 	enum proto_error err;
 	enum ops_result res;
 
 	memset(&req, 0, sizeof(req));
-	req.secret = d->request_secret->data;
-	req.secret_size = d->request_secret->size;
+	req.secret = env->request_secret->data;
+	req.secret_size = env->request_secret->size;
 	err = request_parse(line, len, &req, &why);
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid,
 				(unsigned)peer->ucred.uid, proto_error_name(err),
 				nonempty_or(why, "invalid request"));
-		ops_error(d, err, nonempty_or(why, "invalid request"), req.has_id ? req.id : NULL);
+		ops_error(reply, err, nonempty_or(why, "invalid request"),
+				req.has_id ? req.id : NULL);
 		return OPS_REPLY;
 	}
 	log_debug("client pid %d uid %u: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
 			proto_op_name(req.op));
-	res = run(d, &req, &call);
+	res = run(&req, &call);
 	/* The password was sealed (or refused) by now. */
-	explicit_bzero(d->request_secret->data, req.secret_len + 1);
+	explicit_bzero(env->request_secret->data, req.secret_len + 1);
 	req.secret = NULL;
 	req.secret_len = 0;
 	req.has_secret = false;
 	if (res == OPS_WAIT) {
-		*pending = req;
-		*ret_wait_usec = wait_usec(d, &req);
+		pending->req = req;
+		pending->ticket = call.ticket;
+		*ret_wait_usec = wait_usec(env, &req);
 	}
 	return res;
 }
 
-enum ops_result ops_resume(
-		struct tokend *d, const struct peer *peer, const struct request *req, bool final)
+enum ops_result ops_resume(struct ops_env *env, const struct peer *peer,
+		const struct ops_pending *pending, bool final, struct secret *reply)
 {
-	struct call call = {.peer = peer, .final = final};
+	struct call call = {.env = env,
+			.peer = peer,
+			.reply = reply,
+			.final = final,
+			.ticket = pending->ticket};
 
-	return run(d, req, &call);
+	return run(&pending->req, &call);
 }

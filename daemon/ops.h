@@ -1,6 +1,6 @@
 /* Answering requests: the only place that knows what each op does. A request that needs a
- * login to finish first (login, refresh, get with min_valid) waits without blocking
- * anybody: its connection parks it and asks again when the login is done. */
+ * login to finish first (login, refresh, a get that may wait) waits without blocking
+ * anybody: its connection parks it and asks again when the lifecycle changed. */
 #pragma once
 
 #include <stdbool.h>
@@ -9,24 +9,43 @@
 
 #include "common/secret.h"
 #include "daemon/access.h"
-#include "daemon/tokend.h"
+#include "daemon/config.h"
+#include "daemon/lifecycle.h"
 #include "proto/request.h"
 
+struct source;
+
+/* What the ops need, wired by tokend.c; every pointer is borrowed. */
+struct ops_env {
+	struct lifecycle *lifecycle;
+	struct source *source; /* NULL unless a service token is configured */
+	const struct config *config;
+	struct secret *request_secret; /* a login request's password is decoded here */
+	uint64_t started_usec;         /* CLOCK_MONOTONIC, for uptime */
+};
+
+/* A request waiting for a login. */
+struct ops_pending {
+	struct request req; /* secrets wiped */
+	uint64_t ticket;    /* login, refresh: the login it waits for */
+};
+
 enum ops_result {
-	OPS_REPLY, /* the reply line is in d->reply_buf */
+	OPS_REPLY, /* the reply line is in the reply buffer */
 	OPS_WAIT,  /* the request waits for a login; ask again with ops_resume() */
 };
 
 /* Answers the request line[0..len) from peer. On OPS_REPLY the reply line (newline-
- * terminated) is in d->reply_buf. On OPS_WAIT *pending holds the parsed request (secrets
- * wiped) and *ret_wait_usec the longest it may wait. Every problem becomes an error reply. */
-enum ops_result ops_answer(struct tokend *d, const struct peer *peer, const char *line, size_t len,
-		struct request *pending, uint64_t *ret_wait_usec);
+ * terminated) is in reply. On OPS_WAIT *pending holds what to resume with and
+ * *ret_wait_usec the longest it may wait. Every problem becomes an error reply. */
+enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const char *line,
+		size_t len, struct secret *reply, struct ops_pending *pending,
+		uint64_t *ret_wait_usec);
 
-/* Answers a waiting request again, after a login finished (final = false), or because its
- * wait ran out (final = true: always OPS_REPLY). */
-enum ops_result ops_resume(
-		struct tokend *d, const struct peer *peer, const struct request *req, bool final);
+/* Answers a waiting request again, after the lifecycle changed (final = false), or because
+ * its wait ran out (final = true: always OPS_REPLY). */
+enum ops_result ops_resume(struct ops_env *env, const struct peer *peer,
+		const struct ops_pending *pending, bool final, struct secret *reply);
 
-/* Writes the error reply err/message (with the optional request id) into d->reply_buf. */
-void ops_error(struct tokend *d, enum proto_error err, const char *message, const char *id);
+/* Writes the error reply err/message (with the optional request id) into reply. */
+void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id);

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -43,12 +44,17 @@ struct conn {
 	bool closing; /* close as soon as out is drained */
 	bool waiting; /* pending waits for a login; later lines wait behind it */
 	bool wake;    /* server_wake_waiters() has yet to resume it */
-	struct request pending;
+	struct ops_pending pending;
 	sd_event_source *wait_timer;
 };
 
 struct server {
-	struct tokend *d;
+	sd_event *event;
+	struct ops_env *env;
+	const struct access *access; /* NULL: only the daemon's uid and root */
+	/* Reply lines are built here, in guarded memory, because a reply may carry the token.
+	 * Reused for every reply and wiped after each. */
+	struct secret *reply;
 	int listen_fd;
 	sd_event_source *listen;
 	sd_event_source *accept_retry;
@@ -64,6 +70,14 @@ struct server {
 };
 
 static void conn_process(struct conn *c);
+
+static uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
 static struct conn *conn_free(struct conn *c);
 
 /* Frees c once it is closing and has nothing left to send or wait for. Returns NULL if
@@ -100,7 +114,7 @@ static struct conn *conn_free(struct conn *c)
 	free(c);
 
 	if (s->shutting_down && s->n_conns == 0)
-		sd_event_exit(s->d->event, 0);
+		sd_event_exit(s->event, 0);
 	return NULL;
 }
 
@@ -161,10 +175,10 @@ static int conn_send(struct conn *c, const char *data, size_t len)
 	return r < 0 ? r : 0;
 }
 
-/* Sends the reply the ops module left in the daemon's reply buffer, then wipes it. */
+/* Sends the reply the ops module left in the server's reply buffer, then wipes it. */
 static int conn_send_reply(struct conn *c)
 {
-	struct secret *buf = c->server->d->reply_buf;
+	struct secret *buf = c->server->reply;
 	int r;
 
 	r = conn_send(c, buf->data, buf->len);
@@ -174,7 +188,7 @@ static int conn_send_reply(struct conn *c)
 
 static void conn_refuse(struct conn *c, enum proto_error err, const char *message)
 {
-	ops_error(c->server->d, err, message, NULL);
+	ops_error(c->server->reply, err, message, NULL);
 	(void)conn_send_reply(c);
 	c->closing = true;
 	/* A client that does not read even this reply is dropped soon after. */
@@ -192,7 +206,7 @@ static int on_conn_idle(sd_event_source *es, uint64_t usec, void *userdata)
 	}
 	log_info("client pid %d uid %u: closing after %d s without a request",
 			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
-			(int)c->server->d->config.idle_timeout_sec);
+			(int)c->server->env->config->idle_timeout_sec);
 	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
 	conn_maybe_free(c);
 	return 0;
@@ -253,7 +267,7 @@ static void conn_replied(struct conn *c)
 	if (conn_send_reply(c) < 0)
 		c->closing = true;
 	(void)sd_event_source_set_time_relative(
-			c->idle, c->server->d->config.idle_timeout_sec * 1000000ULL);
+			c->idle, c->server->env->config->idle_timeout_sec * 1000000ULL);
 	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
 }
 
@@ -264,14 +278,14 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
 	c->waiting = true;
 	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
 	if (!c->wait_timer)
-		r = sd_event_add_time_relative(c->server->d->event, &c->wait_timer, CLOCK_MONOTONIC,
+		r = sd_event_add_time_relative(c->server->event, &c->wait_timer, CLOCK_MONOTONIC,
 				usec, 0, on_conn_wait_timeout, c);
 	else if ((r = sd_event_source_set_time_relative(c->wait_timer, usec)) >= 0)
 		r = sd_event_source_set_enabled(c->wait_timer, SD_EVENT_ONESHOT);
 	if (r < 0) {
 		log_warning_errno(r, "cannot arm a wait timer; answering at once");
 		c->waiting = false;
-		(void)ops_resume(c->server->d, &c->peer, &c->pending, true);
+		(void)ops_resume(c->server->env, &c->peer, &c->pending, true, c->server->reply);
 		conn_replied(c);
 	}
 }
@@ -280,13 +294,14 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
  * a request waits for a login. */
 static void conn_process(struct conn *c)
 {
-	struct tokend *d = c->server->d;
+	struct server *s = c->server;
 	uint64_t wait = 0;
 	char *line;
 	size_t len;
 
 	while (!c->closing && !c->out && !c->waiting && linebuf_peek(&c->in, &line, &len) > 0) {
-		enum ops_result res = ops_answer(d, &c->peer, line, len, &c->pending, &wait);
+		enum ops_result res = ops_answer(
+				s->env, &c->peer, line, len, s->reply, &c->pending, &wait);
 
 		linebuf_pop(&c->in);
 		if (res == OPS_WAIT)
@@ -300,7 +315,7 @@ static void conn_process(struct conn *c)
  * freed. */
 static struct conn *conn_resume(struct conn *c, bool final)
 {
-	if (ops_resume(c->server->d, &c->peer, &c->pending, final) == OPS_WAIT)
+	if (ops_resume(c->server->env, &c->peer, &c->pending, final, c->server->reply) == OPS_WAIT)
 		return c;
 	c->waiting = false;
 	if (c->wait_timer)
@@ -398,19 +413,18 @@ int server_add_connection(struct server *s, int fd)
 		r = log_warning_errno(-errno, "cannot read the credentials of a new client");
 		goto fail;
 	}
-	r = sd_event_add_io(s->d->event, &c->io, fd, EPOLLIN, on_conn_io, c);
+	r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c);
 	if (r < 0)
 		goto fail;
-	r = sd_event_add_time_relative(s->d->event, &c->idle, CLOCK_MONOTONIC,
-			c->server->d->config.idle_timeout_sec * 1000000ULL, 0, on_conn_idle, c);
+	r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
+			s->env->config->idle_timeout_sec * 1000000ULL, 0, on_conn_idle, c);
 	if (r < 0)
 		goto fail;
 
 	if (s->n_conns > PROTO_MAX_CLIENTS) {
 		log_refusal(s, &c->peer.ucred, "too many clients connected already");
 		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
-	} else if ((c->peer.level = access_check(s->d->access, fd, &c->peer.ucred)) ==
-			ACCESS_NONE) {
+	} else if ((c->peer.level = access_check(s->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
 		log_refusal(s, &c->peer.ucred,
 				"not the daemon's user, root, nor in allow_users/allow_groups");
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
@@ -449,7 +463,7 @@ static int on_listen(sd_event_source *es, int fd, uint32_t revents, void *userda
 			}
 			(void)sd_event_source_set_enabled(s->listen, SD_EVENT_OFF);
 			if (!s->accept_retry)
-				(void)sd_event_add_time_relative(s->d->event, &s->accept_retry,
+				(void)sd_event_add_time_relative(s->event, &s->accept_retry,
 						CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
 						on_accept_retry, s);
 			else {
@@ -465,16 +479,27 @@ static int on_listen(sd_event_source *es, int fd, uint32_t revents, void *userda
 	return 0;
 }
 
-int server_new(struct tokend *d, struct server **ret)
+int server_new(sd_event *e, struct ops_env *env, struct server **ret)
 {
 	struct server *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
-	s->d = d;
+	s->reply = secret_new(PROTO_MAX_LINE + PROTO_MAX_TOKEN + 1);
+	if (!s->reply) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->event = sd_event_ref(e);
+	s->env = env;
 	s->listen_fd = -EBADF;
 	*ret = s;
 	return 0;
+}
+
+void server_set_access(struct server *s, const struct access *a)
+{
+	s->access = a;
 }
 
 static void server_stop_listening(struct server *s)
@@ -500,6 +525,8 @@ struct server *server_free(struct server *s)
 		conn_free(s->conns);
 	server_stop_listening(s);
 	sd_event_source_disable_unref(s->grace);
+	secret_free(s->reply);
+	sd_event_unref(s->event);
 	free(s);
 	return NULL;
 }
@@ -513,7 +540,7 @@ int server_listen_fd(struct server *s, int fd)
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 			fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return -errno;
-	r = sd_event_add_io(s->d->event, &s->listen, fd, EPOLLIN, on_listen, s);
+	r = sd_event_add_io(s->event, &s->listen, fd, EPOLLIN, on_listen, s);
 	return r < 0 ? r : 0;
 }
 
@@ -536,7 +563,7 @@ static int on_grace(sd_event_source *es, uint64_t usec, void *userdata)
 	struct server *s = userdata;
 
 	log_warning("%u client(s) did not read their replies in time; exiting anyway", s->n_conns);
-	return sd_event_exit(s->d->event, 0);
+	return sd_event_exit(s->event, 0);
 }
 
 void server_shutdown(struct server *s)
@@ -557,11 +584,11 @@ void server_shutdown(struct server *s)
 	/* Requests waiting for a login get their answer ("still in progress") now. */
 	resume_marked(s, true);
 	if (s->n_conns == 0) {
-		sd_event_exit(s->d->event, 0);
+		sd_event_exit(s->event, 0);
 		return;
 	}
-	(void)sd_event_add_time_relative(s->d->event, &s->grace, CLOCK_MONOTONIC,
-			SHUTDOWN_GRACE_USEC, 0, on_grace, s);
+	(void)sd_event_add_time_relative(
+			s->event, &s->grace, CLOCK_MONOTONIC, SHUTDOWN_GRACE_USEC, 0, on_grace, s);
 }
 
 unsigned server_n_connections(const struct server *s)

@@ -6,13 +6,21 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "daemon/tokend.h"
+#include <systemd/sd-event.h>
+
+#include "daemon/access.h"
+#include "daemon/ops.h"
 
 struct server;
 
-/* Creates a server for d with no listening socket yet. Returns 0 and *ret (owned by the
- * caller, server_free), or -ENOMEM. */
-int server_new(struct tokend *d, struct server **ret);
+/* Creates a server on event loop e (referenced) answering requests with env (borrowed, must
+ * outlive it), with no listening socket yet. Returns 0 and *ret (owned by the caller,
+ * server_free), or -ENOMEM. */
+int server_new(sd_event *e, struct ops_env *env, struct server **ret);
+
+/* Sets who may connect from now on (NULL: only the daemon's uid and root); a (borrowed)
+ * access that must outlive its use. */
+void server_set_access(struct server *s, const struct access *a);
 
 /* Closes every connection and the listening socket, unlinking the socket file if this
  * server created it. Accepts NULL, returns NULL. */

@@ -8,27 +8,32 @@
 
 #include "common/jwt.h"
 #include "common/util.h"
+#include "daemon/helper_proc.h"
 #include "daemon/log.h"
-#include "daemon/refresh.h"
 #include "daemon/source.h"
 #include "proto/proto.h"
 
 struct source {
-	struct tokend *d;
+	sd_event *event;
+	const struct config *config;
+	struct lifecycle *lc;
+	const char *helper_path;
+	struct helper_proc *validation; /* validateToken in flight, NULL when none */
 	char *path;
 	char *dir;  /* directory watched */
 	char *name; /* file name inside dir */
 	sd_event_source *inotify;
 };
 
-int source_new(struct tokend *d, struct source **ret)
+int source_new(sd_event *e, const struct config *c, struct lifecycle *lc, const char *helper_path,
+		struct source **ret)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	_cleanup_(freep) char *cred_path = NULL;
 	struct source *s;
 	char *slash;
 
-	if (!d->config.token_file) {
+	if (!c->token_file) {
 		if (!creds || creds[0] != '/' || asprintf(&cred_path, "%s/token", creds) < 0)
 			return -ENOENT;
 		if (access(cred_path, F_OK) < 0)
@@ -37,8 +42,11 @@ int source_new(struct tokend *d, struct source **ret)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->d = d;
-	s->path = strdup(d->config.token_file ? d->config.token_file : cred_path);
+	s->event = sd_event_ref(e);
+	s->config = c;
+	s->lc = lc;
+	s->helper_path = helper_path;
+	s->path = strdup(c->token_file ? c->token_file : cred_path);
 	if (!s->path)
 		goto oom;
 	slash = strrchr(s->path, '/');
@@ -61,6 +69,8 @@ struct source *source_free(struct source *s)
 	if (!s)
 		return NULL;
 	sd_event_source_disable_unref(s->inotify);
+	helper_free(s->validation);
+	sd_event_unref(s->event);
 	free(s->path);
 	free(s->dir);
 	free(s->name);
@@ -73,50 +83,90 @@ const char *source_path(const struct source *s)
 	return s->path;
 }
 
+static void on_validate_done(struct helper_result *res, void *userdata)
+{
+	struct source *s = userdata;
+
+	if (res->outcome == HELPER_OK) {
+		log_info("RegScale confirmed the service token is valid");
+		return;
+	}
+	if (res->outcome != HELPER_REJECTED) {
+		log_notice("could not check the service token with RegScale (%s); serving it",
+				res->message);
+		return;
+	}
+	log_error("RegScale rejected the service token (%s); not serving it", res->message);
+	lifecycle_service_rejected(s->lc, res->message);
+}
+
+/* Asks RegScale whether token is good, in the background. */
+static void validate(struct source *s, const struct secret *token)
+{
+	struct helper_input req = {
+			.mode = HELPER_MODE_VALIDATE,
+			.config = s->config,
+			.token = token,
+	};
+	int r;
+
+	s->validation = helper_free(s->validation);
+	r = helper_start(s->event, s->helper_path, &req, on_validate_done, s, &s->validation);
+	if (r < 0)
+		log_notice("cannot check the service token with RegScale: %s", strerror(-r));
+}
+
 int source_load(struct source *s)
 {
 	_cleanup_(secret_freep) struct secret *token = NULL;
 	struct jwt_claims claims;
+	struct lc_time now;
 	const char *why = NULL;
 	char user[JWT_MAX_USER_ID * 2];
+	struct lc_info info;
 	int r;
 
+	lifecycle_info(s->lc, &(struct lc_time){0}, &info);
 	r = secret_read_file(s->path, PROTO_MAX_TOKEN + 64, &token);
 	if (r < 0) {
-		tokend_set_error(s->d, "cannot read token file %s: %s", s->path,
+		lifecycle_set_error(s->lc, "cannot read token file %s: %s", s->path,
 				r == -EFBIG     ? "larger than a JWT can be"
 				: r == -ENODATA ? "file is empty"
 						: strerror(-r));
-		log_error("%s%s", s->d->last_error,
-				s->d->token ? "; keeping the current token" : "");
+		log_error("cannot read token file %s: %s%s", s->path,
+				r == -EFBIG     ? "larger than a JWT can be"
+				: r == -ENODATA ? "file is empty"
+						: strerror(-r),
+				info.has_token ? "; keeping the current token" : "");
 		return r;
 	}
-	r = jwt_parse(token->data, token->len, &claims, &why);
+	lc_time_now(&now);
+	r = lifecycle_set_service_token(s->lc, token->data, token->len, &now, &why);
 	if (r < 0) {
-		tokend_set_error(s->d, "token file %s does not hold a valid JWT: %s", s->path, why);
-		log_error("%s%s", s->d->last_error,
-				s->d->token ? "; keeping the current token" : "");
+		lifecycle_set_error(
+				s->lc, "token file %s does not hold a valid JWT: %s", s->path, why);
+		log_error("token file %s does not hold a valid JWT: %s%s", s->path, why,
+				info.has_token ? "; keeping the current token" : "");
 		return r;
 	}
-	r = tokend_set_token(s->d, token->data, token->len, &claims, TOKEN_KIND_SERVICE,
-			claims.has_exp ? claims.exp : 0);
-	if (r < 0)
-		return log_error_errno(r, "cannot store the token from %s", s->path);
-
+	(void)jwt_parse(token->data, token->len, &claims, &why);
 	if (!claims.has_exp)
 		log_notice("loaded service token for user \"%s\" from %s; it has no exp claim, so "
 			   "no known expiry",
 				escape_log(claims.user_id, user, sizeof(user)), s->path);
-	else if (claims.exp <= now_unix())
+	else if (claims.exp <= now.wall) {
+		/* Served never, so not worth a question to RegScale either. */
 		log_warning("loaded service token for user \"%s\" from %s, but it expired %lld s "
 			    "ago",
 				escape_log(claims.user_id, user, sizeof(user)), s->path,
-				(long long)(now_unix() - claims.exp));
-	else
+				(long long)(now.wall - claims.exp));
+		return 0;
+	} else
 		log_info("loaded service token for user \"%s\" from %s, valid for %lld s",
 				escape_log(claims.user_id, user, sizeof(user)), s->path,
-				(long long)(claims.exp - now_unix()));
-	refresh_validate_service_token(s->d);
+				(long long)(claims.exp - now.wall));
+	if (s->config->url)
+		validate(s, token);
 	return 0;
 }
 
@@ -143,7 +193,7 @@ int source_watch(struct source *s)
 	s->inotify = sd_event_source_disable_unref(s->inotify);
 	/* IN_CLOSE_WRITE rather than IN_MODIFY: a writer's half-written file is never read.
 	 * IN_MOVED_TO catches the atomic rename most rotation tools do. */
-	r = sd_event_add_inotify(s->d->event, &s->inotify, s->dir,
+	r = sd_event_add_inotify(s->event, &s->inotify, s->dir,
 			IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR,
 			on_inotify, s);
 	if (r < 0)

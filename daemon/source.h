@@ -3,14 +3,19 @@
  * rotated token is picked up without a signal. */
 #pragma once
 
-#include "daemon/tokend.h"
+#include <systemd/sd-event.h>
+
+#include "daemon/config.h"
+#include "daemon/lifecycle.h"
 
 struct source;
 
-/* Picks the token path from d's config and environment. Returns 0 and *ret (owned by the
- * caller, source_free), -ENOENT when neither token_file nor a credential "token" exists
- * (the daemon then does password login), or -ENOMEM. */
-int source_new(struct tokend *d, struct source **ret);
+/* Picks the token path from config c and the environment; tokens go to lc, checks with
+ * RegScale run helper_path on e (all borrowed: they must outlive s). Returns 0 and *ret
+ * (owned by the caller, source_free), -ENOENT when neither token_file nor a credential
+ * "token" exists (the daemon then does password login), or -ENOMEM. */
+int source_new(sd_event *e, const struct config *c, struct lifecycle *lc, const char *helper_path,
+		struct source **ret);
 
 /* Stops watching and frees s. Accepts NULL, returns NULL. */
 struct source *source_free(struct source *s);
@@ -18,9 +23,10 @@ struct source *source_free(struct source *s);
 /* Returns the path the token is read from (owned by s). */
 const char *source_path(const struct source *s);
 
-/* Reads and parses the token file and hands it to the daemon, which then checks it with
- * RegScale in the background. An unreadable or invalid file is logged with its path and
- * keeps the token held so far. Returns 0 when a new token was installed, or the
+/* Reads and parses the token file and hands it to the lifecycle, then checks it with
+ * RegScale's validateToken in the background (unless it has expired already or no url is
+ * set): a rejected token is dropped. An unreadable or invalid file is logged with its path
+ * and keeps the token held so far. Returns 0 when a new token was installed, or the
  * -errno/-EINVAL of the failure. */
 int source_load(struct source *s);
 

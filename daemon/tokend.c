@@ -1,28 +1,24 @@
+/* The daemon's wiring, see tokend.h. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "common/escape.h"
+#include "common/util.h"
 #include "daemon/access.h"
-#include "daemon/helper_proc.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
 #include "proto/proto.h"
 
-int64_t now_unix(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
-uint64_t now_monotonic_usec(void)
+static uint64_t now_monotonic_usec(void)
 {
 	struct timespec ts;
 
@@ -30,13 +26,175 @@ uint64_t now_monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
-const char *token_kind_name(enum token_kind k)
+/* ---- logins: the lifecycle's hooks ---- */
+
+static void login_done(struct tokend *d, enum lc_slot slot, struct helper_result *res)
 {
-	return k == TOKEN_KIND_LOGIN ? PROTO_KIND_LOGIN : PROTO_KIND_SERVICE;
+	struct lc_login_result r = {
+			.outcome = res->outcome,
+			.retry_after = res->retry_after,
+			.expires_in = res->expires_in,
+			.user_id = res->user_id,
+			.message = res->message,
+			.token = res->token ? res->token->data : NULL,
+			.token_len = res->token ? res->token->len : 0,
+	};
+	struct lc_time now;
+
+	lc_time_now(&now);
+	lifecycle_login_done(d->lifecycle, slot, &r, &now);
 }
 
-int tokend_new(sd_event *e, struct tokend **ret)
+static void on_identity_login_done(struct helper_result *res, void *userdata)
 {
+	login_done(userdata, LC_SLOT_IDENTITY, res);
+}
+
+static void on_candidate_login_done(struct helper_result *res, void *userdata)
+{
+	login_done(userdata, LC_SLOT_CANDIDATE, res);
+}
+
+static int hook_start_login(void *userdata, enum lc_slot slot, const char *username,
+		const struct secret *password, const char *mfa, const char **ret_reason)
+{
+	struct tokend *d = userdata;
+	struct helper_input req = {
+			.mode = HELPER_MODE_LOGIN,
+			.config = &d->config,
+			.username = username,
+			.password = password,
+			.mfa = mfa,
+	};
+	int r;
+
+	d->helpers[slot] = helper_free(d->helpers[slot]);
+	r = helper_start(d->event, d->login_helper, &req,
+			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
+			d, &d->helpers[slot]);
+	if (r < 0)
+		*ret_reason = "cannot start the login helper";
+	return r;
+}
+
+static void hook_cancel_login(void *userdata, enum lc_slot slot)
+{
+	struct tokend *d = userdata;
+
+	d->helpers[slot] = helper_free(d->helpers[slot]);
+}
+
+/* Called inside lifecycle events, which may run inside a request's handler: the work is
+ * deferred to the loop's next turn, so no handler runs within another. */
+static void hook_changed(void *userdata)
+{
+	struct tokend *d = userdata;
+
+	if (d->sync)
+		(void)sd_event_source_set_enabled(d->sync, SD_EVENT_ONESHOT);
+}
+
+/* ---- timers ---- */
+
+static int on_wakeup(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct tokend *d = userdata;
+	struct lc_time now;
+
+	lc_time_now(&now);
+	lifecycle_tick(d->lifecycle, &now);
+	hook_changed(d); /* re-arms for the next due moment */
+	return 0;
+}
+
+static void arm_wakeup(struct tokend *d)
+{
+	struct lc_time now;
+	uint64_t at;
+	int r;
+
+	lc_time_now(&now);
+	at = lifecycle_next_wakeup(d->lifecycle, &now);
+	if (at == UINT64_MAX) {
+		if (d->wakeup)
+			(void)sd_event_source_set_enabled(d->wakeup, SD_EVENT_OFF);
+		return;
+	}
+	/* CLOCK_BOOTTIME counts time suspended too, so a refresh due during a suspend runs at
+	 * resume instead of a suspend's length too late. */
+	if (!d->wakeup)
+		r = sd_event_add_time(
+				d->event, &d->wakeup, CLOCK_BOOTTIME, at, 100 * 1000, on_wakeup, d);
+	else if ((r = sd_event_source_set_time(d->wakeup, at)) >= 0)
+		r = sd_event_source_set_enabled(d->wakeup, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_error_errno(r, "cannot arm the refresh timer");
+}
+
+/* Arms fd to report the next setting of the wall clock (and nothing else). */
+static int arm_clock_watch(int fd)
+{
+	/* An expiry that never comes: only the cancellation matters. */
+	struct itimerspec its = {.it_value = {.tv_sec = (time_t)INT32_MAX * 2}};
+
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int on_clock_set(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct tokend *d = userdata;
+	struct lc_time now;
+	uint64_t n;
+
+	/* ECANCELED is the news; re-arming is what clears it. */
+	if (read(fd, &n, sizeof(n)) < 0 && errno != ECANCELED && errno != EAGAIN)
+		log_warning_errno(-errno, "cannot read the clock watch");
+	if (arm_clock_watch(fd) < 0)
+		log_warning_errno(-errno, "cannot watch the wall clock any more");
+	lc_time_now(&now);
+	log_notice("the wall clock was set; measuring the token's deadlines again");
+	lifecycle_clock_jumped(d->lifecycle, &now);
+	return 0;
+}
+
+static int on_sync(sd_event_source *s, void *userdata)
+{
+	struct tokend *d = userdata;
+
+	arm_wakeup(d);
+	tokend_update_status(d);
+	if (d->server)
+		server_wake_waiters(d->server);
+	return 0;
+}
+
+void tokend_update_status(struct tokend *d)
+{
+	char line[sizeof(d->status)];
+	struct lc_time now;
+
+	lc_time_now(&now);
+	lifecycle_status_line(d->lifecycle, &now, line, sizeof(line));
+	/* One line: a newline would let a name smuggle other assignments into sd_notify. */
+	escape_controls(line);
+	if (strcmp(line, d->status) == 0)
+		return;
+	memcpy(d->status, line, sizeof(line));
+	(void)sd_notifyf(0, "STATUS=%s", line);
+}
+
+/* ---- life ---- */
+
+int tokend_new(sd_event *e, const char *helper_path, struct tokend **ret)
+{
+	const struct lc_hooks hooks = {
+			.start_login = hook_start_login,
+			.cancel_login = hook_cancel_login,
+			.changed = hook_changed,
+	};
+	struct lc_hooks h = hooks;
 	struct tokend *d;
 	int r;
 
@@ -44,18 +202,41 @@ int tokend_new(sd_event *e, struct tokend **ret)
 	if (!d)
 		return -ENOMEM;
 	d->event = sd_event_ref(e);
+	d->login_helper = helper_path;
+	d->clock_fd = -EBADF;
 	config_init(&d->config);
-	d->started_usec = now_monotonic_usec();
+	h.userdata = d;
 
 	r = vault_new(&d->vault);
 	if (r < 0)
 		goto fail;
-	d->reply_buf = secret_new(PROTO_MAX_LINE + PROTO_MAX_TOKEN + 1);
-	d->request_secret = secret_new(PROTO_MAX_LINE);
-	if (!d->reply_buf || !d->request_secret) {
+	r = lifecycle_new(d->vault, &h, &d->lifecycle);
+	if (r < 0)
+		goto fail;
+	d->ops = (struct ops_env){
+			.lifecycle = d->lifecycle,
+			.config = &d->config,
+			.request_secret = secret_new(PROTO_MAX_LINE),
+			.started_usec = now_monotonic_usec(),
+	};
+	if (!d->ops.request_secret) {
 		r = -ENOMEM;
 		goto fail;
 	}
+	r = sd_event_add_defer(e, &d->sync, on_sync, d);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(d->sync, SD_EVENT_OFF);
+	r = server_new(e, &d->ops, &d->server);
+	if (r < 0)
+		goto fail;
+
+	d->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (d->clock_fd < 0 || arm_clock_watch(d->clock_fd) < 0 ||
+			sd_event_add_io(e, &d->clock_set, d->clock_fd, EPOLLIN, on_clock_set, d) <
+					0)
+		log_warning_errno(-errno, "cannot watch the wall clock; a clock change is noticed "
+					  "at the next timer only");
 	*ret = d;
 	return 0;
 fail:
@@ -70,15 +251,14 @@ struct tokend *tokend_free(struct tokend *d)
 	d->server = server_free(d->server);
 	d->source = source_free(d->source);
 	d->access = access_free(d->access);
-	d->login = helper_free(d->login);
-	d->validation = helper_free(d->validation);
-	d->refresh_timer = sd_event_source_disable_unref(d->refresh_timer);
-	tokend_clear_token(d);
-	d->password = sealed_free(d->password);
-	free(d->username);
-	explicit_bzero(d->mfa, sizeof(d->mfa));
-	d->request_secret = secret_free(d->request_secret);
-	d->reply_buf = secret_free(d->reply_buf);
+	for (int i = 0; i < _LC_SLOT_MAX; i++)
+		d->helpers[i] = helper_free(d->helpers[i]);
+	d->wakeup = sd_event_source_disable_unref(d->wakeup);
+	d->clock_set = sd_event_source_disable_unref(d->clock_set);
+	d->sync = sd_event_source_disable_unref(d->sync);
+	closep(&d->clock_fd);
+	d->lifecycle = lifecycle_free(d->lifecycle);
+	d->ops.request_secret = secret_free(d->ops.request_secret);
 	d->vault = vault_free(d->vault);
 	config_done(&d->config);
 	sd_event_unref(d->event);
@@ -86,154 +266,111 @@ struct tokend *tokend_free(struct tokend *d)
 	return NULL;
 }
 
-static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
+/* Reads the password from password_file or the credential "password". Returns 1 and the
+ * secret, 0 when neither is configured, or -errno (logged, and kept as last_error). */
+static int read_password(struct tokend *d, struct secret **ret)
 {
-	struct tokend *d = userdata;
-	char user[JWT_MAX_USER_ID * 2];
-
-	log_warning("token for user \"%s\" expired; get answers token_expired until a new one "
-		    "arrives",
-			escape_log(d->info.claims.user_id, user, sizeof(user)));
-	tokend_update_status(d);
-	return 0;
-}
-
-static int arm_expiry_timer(struct tokend *d)
-{
-	uint64_t usec;
-
-	d->expiry_timer = sd_event_source_disable_unref(d->expiry_timer);
-	if (!d->token || !d->info.expires_at || d->info.expires_at <= now_unix())
-		return 0;
-	usec = (uint64_t)d->info.expires_at * 1000000ULL;
-	/* CLOCK_REALTIME: exp is wall-clock time, and the timer follows clock changes. */
-	return sd_event_add_time(d->event, &d->expiry_timer, CLOCK_REALTIME, usec, 0, on_expiry, d);
-}
-
-int tokend_set_token(struct tokend *d, const char *token, size_t len,
-		const struct jwt_claims *claims, enum token_kind kind, int64_t expires_at)
-{
-	struct sealed *sealed = NULL;
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	_cleanup_(freep) char *path = NULL;
 	int r;
 
-	r = vault_seal(d->vault, token, len, &sealed);
-	if (r < 0)
+	if (d->config.password_file)
+		path = strdup(d->config.password_file);
+	else if (creds && creds[0] == '/') {
+		if (asprintf(&path, "%s/password", creds) < 0)
+			return -ENOMEM;
+		if (access(path, F_OK) < 0)
+			return 0;
+	} else
+		return 0;
+	if (!path)
+		return -ENOMEM;
+	r = secret_read_file(path, PIPE_MAX_PASSWORD, ret);
+	if (r < 0) {
+		lifecycle_set_error(d->lifecycle, "cannot read the password from %s: %s", path,
+				r == -ENODATA ? "file is empty" : strerror(-r));
+		log_error("cannot read the password from %s: %s; keeping the current credentials",
+				path, r == -ENODATA ? "file is empty" : strerror(-r));
 		return r;
-	sealed_free(d->token);
-	d->token = sealed;
-	d->info = (struct token_info){
-			.kind = kind,
-			.claims = *claims,
-			.received_at = now_unix(),
-			.expires_at = expires_at,
-	};
-	d->last_refresh = d->info.received_at;
-	d->last_error[0] = '\0';
-	r = arm_expiry_timer(d);
-	if (r < 0)
-		log_warning_errno(r, "cannot arm the expiry timer");
-	tokend_update_status(d);
-	return 0;
-}
-
-void tokend_clear_token(struct tokend *d)
-{
-	d->expiry_timer = sd_event_source_disable_unref(d->expiry_timer);
-	d->token = sealed_free(d->token);
-	memset(&d->info, 0, sizeof(d->info));
-}
-
-enum token_state tokend_token_state(const struct tokend *d, int64_t now)
-{
-	if (!d->token)
-		return TOKEN_STATE_NONE;
-	if (d->info.expires_at && d->info.expires_at <= now)
-		return TOKEN_STATE_EXPIRED;
-	return TOKEN_STATE_VALID;
-}
-
-void tokend_set_error(struct tokend *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	d->last_error[0] = '\0';
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(d->last_error, sizeof(d->last_error), fmt, ap);
-		va_end(ap);
 	}
-	tokend_update_status(d);
+	return 1;
 }
 
-static void format_utc(int64_t t, char *buf, size_t size)
+void tokend_load(struct tokend *d)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
+	_cleanup_(secret_freep) struct secret *password = NULL;
+	struct lc_time now;
 
-	if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
-		snprintf(buf, size, "@%lld", (long long)t);
-}
-
-static void format_in(int64_t secs, char *buf, size_t size)
-{
-	if (secs >= 3600)
-		snprintf(buf, size, "%lldh %02lldm", (long long)(secs / 3600),
-				(long long)(secs % 3600 / 60));
-	else if (secs >= 60)
-		snprintf(buf, size, "%lldm %02llds", (long long)(secs / 60),
-				(long long)(secs % 60));
-	else
-		snprintf(buf, size, "%llds", (long long)(secs > 0 ? secs : 0));
-}
-
-char *tokend_status_line(const struct tokend *d, char *buf, size_t size)
-{
-	char when[64], in[32];
-	const char *user = d->info.claims.user_id[0] ? d->info.claims.user_id : "unknown user";
-	int64_t now = now_unix();
-	size_t n;
-
-	switch (tokend_token_state(d, now)) {
-	case TOKEN_STATE_VALID:
-		if (!d->info.expires_at)
-			snprintf(buf, size, "%s token for %s valid, no known expiry",
-					token_kind_name(d->info.kind), user);
-		else {
-			format_utc(d->info.expires_at, when, sizeof(when));
-			snprintf(buf, size, "%s token for %s valid until %s",
-					token_kind_name(d->info.kind), user, when);
-		}
-		break;
-	case TOKEN_STATE_EXPIRED:
-		format_utc(d->info.expires_at, when, sizeof(when));
-		snprintf(buf, size, "%s token for %s expired at %s", token_kind_name(d->info.kind),
-				user, when);
-		break;
-	case TOKEN_STATE_NONE:
-		snprintf(buf, size, "no token");
-		break;
-	}
-	n = strlen(buf);
-	if (d->login)
-		snprintf(buf + n, size - n, "; logging in as %s", d->username ? d->username : "?");
-	else if (d->last_error[0])
-		snprintf(buf + n, size - n, "; %s", d->last_error);
-	else if (d->next_refresh) {
-		format_in(d->next_refresh - now, in, sizeof(in));
-		snprintf(buf + n, size - n, ", refresh in %s", in);
-	}
-	return buf;
-}
-
-void tokend_update_status(struct tokend *d)
-{
-	char line[sizeof(d->status)];
-
-	tokend_status_line(d, line, sizeof(line));
-	/* One line: a newline would let a name smuggle other assignments into sd_notify. */
-	escape_controls(line);
-	if (strcmp(line, d->status) == 0)
+	lifecycle_set_default_lifetime(d->lifecycle, d->config.default_lifetime_sec);
+	d->source = source_free(d->source);
+	d->ops.source = NULL;
+	if (source_new(d->event, &d->config, d->lifecycle, d->login_helper, &d->source) >= 0) {
+		d->ops.source = d->source;
+		lifecycle_forget_config(d->lifecycle);
+		(void)source_load(d->source);
+		(void)source_watch(d->source);
 		return;
-	memcpy(d->status, line, sizeof(line));
-	(void)sd_notifyf(0, "STATUS=%s", line);
+	}
+	if (read_password(d, &password) < 0)
+		return;
+	lc_time_now(&now);
+	if (lifecycle_configure(d->lifecycle, d->config.username, password, d->config.url, &now) <
+			0)
+		log_error("cannot set up the credentials: out of memory");
+}
+
+int tokend_reload(struct tokend *d)
+{
+	struct access *access = NULL;
+	struct config fresh;
+	struct lc_time now;
+	char err[512];
+	int r;
+
+	(void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			(unsigned long long)now_monotonic_usec());
+	if (d->config.path) {
+		config_init(&fresh);
+		r = config_load(&fresh, d->config.path, err, sizeof(err));
+		if (r < 0) {
+			log_error("reload: %s; keeping the running configuration and token", err);
+			config_done(&fresh);
+			goto done;
+		}
+		if (fresh.keys_read == 0) {
+			/* A file caught half-written, or emptied by mistake: not an intent to run
+			 * without a configuration. */
+			log_error("reload: %s: holds no settings (empty, or only comments); "
+				  "keeping "
+				  "the running configuration and token",
+					d->config.path);
+			config_done(&fresh);
+			goto done;
+		}
+		r = access_new(&fresh, &access, err, sizeof(err));
+		if (r < 0) {
+			log_error("reload: %s: %s; keeping the running configuration and token",
+					d->config.path, err);
+			config_done(&fresh);
+			goto done;
+		}
+		server_set_access(d->server, access);
+		access_free(d->access);
+		d->access = access;
+		if (fresh.socket && d->config.socket && strcmp(fresh.socket, d->config.socket) != 0)
+			log_warning("reload: a new socket path takes effect on restart only");
+		free(fresh.socket);
+		fresh.socket = d->config.socket;
+		d->config.socket = NULL;
+		/* The source and the helpers point at d->config: swap in place. */
+		config_done(&d->config);
+		d->config = fresh;
+	}
+	lc_time_now(&now);
+	lifecycle_reloaded(d->lifecycle, &now);
+	tokend_load(d);
+done:
+	tokend_update_status(d);
+	(void)sd_notify(0, "READY=1");
+	return 0;
 }

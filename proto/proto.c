@@ -21,6 +21,7 @@ static const char *const state_names[_PROTO_STATE_MAX] = {
 		[PROTO_STATE_RETRYING] = "retrying",
 		[PROTO_STATE_EXPIRED] = "expired",
 		[PROTO_STATE_CREDENTIALS_REJECTED] = "credentials_rejected",
+		[PROTO_STATE_LOGIN_REQUIRED] = "login_required",
 };
 
 /* Returns the index of name in names[0..n), or -EINVAL. */
@@ -68,6 +69,7 @@ static const char *const error_names[_PROTO_E_MAX] = {
 		[PROTO_E_TOKEN_EXPIRED] = "token_expired",
 		[PROTO_E_LOGIN_FAILED] = "login_failed",
 		[PROTO_E_CREDENTIALS_REJECTED] = "credentials_rejected",
+		[PROTO_E_LOGIN_REQUIRED] = "login_required",
 		[PROTO_E_TIMEOUT] = "timeout",
 		[PROTO_E_INTERNAL] = "internal",
 };

@@ -64,6 +64,7 @@ enum proto_state {
 	PROTO_STATE_RETRYING,   /* the last login failed for a passing reason */
 	PROTO_STATE_EXPIRED,    /* the held token expired and nothing can replace it */
 	PROTO_STATE_CREDENTIALS_REJECTED, /* RegScale refused the credentials */
+	PROTO_STATE_LOGIN_REQUIRED,       /* a valid token no background login can renew (MFA) */
 	_PROTO_STATE_MAX,
 };
 
@@ -123,6 +124,7 @@ enum proto_error {
 	PROTO_E_TOKEN_EXPIRED,        /* the held token has expired; never served stale */
 	PROTO_E_LOGIN_FAILED,         /* a login attempt failed (server, network, protocol) */
 	PROTO_E_CREDENTIALS_REJECTED, /* the server rejected the credentials; needs new ones */
+	PROTO_E_LOGIN_REQUIRED,       /* only a person can renew the token (MFA): run login */
 	PROTO_E_TIMEOUT,              /* the daemon could not answer in time */
 	PROTO_E_INTERNAL,             /* a bug or resource exhaustion in the daemon */
 	_PROTO_E_MAX,

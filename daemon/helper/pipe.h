@@ -49,6 +49,9 @@
 #define PIPE_MAX_USER_ID JWT_MAX_USER_ID
 #define PIPE_MAX_MESSAGE 256
 
+/* Longest password a login request carries, in bytes. */
+#define PIPE_MAX_PASSWORD 4096
+
 /* Largest connect_timeout and total_timeout the helper accepts, seconds. */
 #define PIPE_MAX_TIMEOUT 3600
 

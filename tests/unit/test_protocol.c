@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "common/jwt.h"
+#include "daemon/lifecycle.h"
 #include "daemon/server.h"
 #include "daemon/tokend.h"
 #include "proto/proto.h"
@@ -45,12 +46,12 @@ static char *make_token(int64_t exp, const char *user)
 
 static void hold_token(struct tokend *d, const char *token)
 {
-	struct jwt_claims claims;
+	struct lc_time now;
 	const char *why;
 
-	assert_int_equal(jwt_parse(token, strlen(token), &claims, &why), 0);
-	assert_int_equal(tokend_set_token(d, token, strlen(token), &claims, TOKEN_KIND_SERVICE,
-					 claims.exp),
+	lc_time_now(&now);
+	assert_int_equal(
+			lifecycle_set_service_token(d->lifecycle, token, strlen(token), &now, &why),
 			0);
 }
 
@@ -61,9 +62,8 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(sd_event_new(&f->e), 0);
-	assert_int_equal(tokend_new(f->e, &f->d), 0);
+	assert_int_equal(tokend_new(f->e, "/nonexistent/regscale-token-login", &f->d), 0);
 	f->d->config.url = strdup("https://regscale.example.test");
-	assert_int_equal(server_new(f->d, &f->d->server), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
 	assert_int_equal(server_add_connection(f->d->server, sv[0]), 0);
 	f->fd = sv[1];

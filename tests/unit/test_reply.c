@@ -48,6 +48,7 @@ static void test_error_names(void **state)
 			{PROTO_E_TOKEN_EXPIRED, "token_expired"},
 			{PROTO_E_LOGIN_FAILED, "login_failed"},
 			{PROTO_E_CREDENTIALS_REJECTED, "credentials_rejected"},
+			{PROTO_E_LOGIN_REQUIRED, "login_required"},
 			{PROTO_E_TIMEOUT, "timeout"},
 			{PROTO_E_INTERNAL, "internal"},
 	};

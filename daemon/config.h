@@ -6,10 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum login_api {
-	LOGIN_API_V1,
-	LOGIN_API_V2,
-};
+#include "daemon/config_value.h" /* enum login_api */
 
 struct config {
 	char *path;         /* the file read, or NULL when none was given */

@@ -6,7 +6,11 @@
 
 #include <stdint.h>
 
-#include "daemon/config.h"
+/* The login_api key: which form of RegScale's login the helper posts. */
+enum login_api {
+	LOGIN_API_V1,
+	LOGIN_API_V2,
+};
 
 /* Parses "30", "30s", "5m", "24h", "7d" (at most one year) into seconds in *ret. Returns 0 or
  * -errno with a reason. */

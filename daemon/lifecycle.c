@@ -657,8 +657,8 @@ void lifecycle_reloaded(struct lifecycle *lc, const struct lc_time *now)
 	if (lc->impossible) {
 		lc->impossible = false;
 		(void)start_identity_login(lc, "reload", now);
-	} else if (!lc->rejected && lc->sched != SCHED_RETRY)
-		lc->last_error[0] = '\0';
+	} else if (!lc->rejected && lc->sched != SCHED_RETRY && lc->id.origin != LC_ORIGIN_NONE)
+		lc->last_error[0] = '\0'; /* the problem it described (a file, a login) is gone */
 	changed(lc);
 }
 

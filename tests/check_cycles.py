@@ -3,8 +3,9 @@
 
   check_cycles.py SOURCE_ROOT
 
-A module is daemon/NAME.c with its daemon/NAME.h; module A depends on B when A.c or A.h
-includes "daemon/B.h". Modules above call modules below; one below reports back through a
+A module is daemon/NAME.c with its daemon/NAME.h (and, for a module in several files,
+NAME-PART.c and NAME-internal.h); module A depends on B when one of A's files includes
+"daemon/B.h" or "daemon/B-internal.h". Modules above call modules below; one below reports back through a
 callback the wiring connects, never by including the module above (README.md "Hacking").
 Prints every cycle found and exits 1, or prints the module order and exits 0.
 """
@@ -12,20 +13,19 @@ import os
 import re
 import sys
 
-INCLUDE = re.compile(r'^\s*#\s*include\s*"daemon/([a-z_]+)\.h"', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s*"daemon/([a-z_]+)(?:-internal)?\.h"', re.M)
 
 
 def graph(root):
     daemon = os.path.join(root, "daemon")
-    mods = sorted({f[:-2] for f in os.listdir(daemon) if f.endswith((".c", ".h"))})
     deps = {}
-    for m in mods:
-        deps[m] = set()
-        for ext in (".c", ".h"):
-            path = os.path.join(daemon, m + ext)
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as f:
-                    deps[m] |= set(INCLUDE.findall(f.read()))
+    for name in sorted(os.listdir(daemon)):
+        if not name.endswith((".c", ".h")):
+            continue
+        m = name[:-2].split("-")[0]
+        with open(os.path.join(daemon, name), encoding="utf-8") as f:
+            deps.setdefault(m, set()).update(INCLUDE.findall(f.read()))
+    for m in deps:
         deps[m].discard(m)
     return deps
 

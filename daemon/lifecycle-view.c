@@ -1,0 +1,224 @@
+/* What clients see of the lifecycle: its state, the decision for a get, the status line. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/lifecycle-internal.h"
+#include "proto/reply.h"
+
+enum proto_state lifecycle_state(const struct lifecycle *lc, const struct lc_time *now)
+{
+	bool valid = lc_token_valid(&lc->tok, now);
+
+	if (lc->rejected)
+		return PROTO_STATE_CREDENTIALS_REJECTED;
+	if (lc->slot[LC_SLOT_IDENTITY].running)
+		return valid ? PROTO_STATE_REFRESHING : PROTO_STATE_LOGGING_IN;
+	if (!valid && lc->slot[LC_SLOT_CANDIDATE].running)
+		return PROTO_STATE_LOGGING_IN;
+	if (lc->sched == SCHED_RETRY)
+		return PROTO_STATE_RETRYING;
+	if (valid)
+		return lc->id.mfa ? PROTO_STATE_LOGIN_REQUIRED : PROTO_STATE_VALID;
+	return lc->tok.sealed ? PROTO_STATE_EXPIRED : PROTO_STATE_NO_TOKEN;
+}
+
+/* Why no token can be served. */
+static enum lc_get fail_no_token(const struct lifecycle *lc, const struct lc_time *now,
+		enum proto_error *ret_err, char *msg, size_t size)
+{
+	char iso[32];
+
+	if (lc->rejected) {
+		*ret_err = PROTO_E_CREDENTIALS_REJECTED;
+		snprintf(msg, size, "%s", lc->last_error);
+	} else if (lc->tok.sealed) {
+		*ret_err = PROTO_E_TOKEN_EXPIRED;
+		snprintf(msg, size, "the token expired at %s%s%s",
+				proto_format_time(lc->tok.expires_wall, iso, sizeof(iso)),
+				lc->last_error[0] ? "; " : "",
+				lc->last_error[0] ? lc->last_error
+				: lc->id.mfa      ? "an MFA login cannot be renewed: run "
+						    "'regscale-token login --mfa CODE'"
+						  : "");
+	} else if (lc_login_running(lc)) {
+		*ret_err = PROTO_E_NO_TOKEN;
+		snprintf(msg, size, "no token yet: a login is in progress");
+	} else if (lc->failed) {
+		*ret_err = PROTO_E_LOGIN_FAILED;
+		snprintf(msg, size, "%s", lc->last_error);
+	} else {
+		*ret_err = PROTO_E_NO_TOKEN;
+		snprintf(msg, size, "%s",
+				lc->last_error[0] ? lc->last_error : "the daemon holds no token");
+	}
+	return LC_GET_FAIL;
+}
+
+static void format_duration(int64_t s, char *buf, size_t size)
+{
+	if (s >= 86400 && s % 86400 == 0)
+		snprintf(buf, size, "%lldd", (long long)(s / 86400));
+	else if (s >= 3600 && s % 3600 == 0)
+		snprintf(buf, size, "%lldh", (long long)(s / 3600));
+	else
+		snprintf(buf, size, "%llds", (long long)s);
+}
+
+enum lc_get lifecycle_get(struct lifecycle *lc, int64_t min_valid, bool may_wait, bool may_start,
+		const struct lc_time *now, enum proto_error *ret_err, char *msg, size_t size)
+{
+	bool valid;
+	int64_t remaining;
+
+	lifecycle_tick(lc, now); /* a refresh whose timer has not fired yet is due all the same */
+	valid = lc_token_valid(&lc->tok, now);
+	remaining = lc_token_remaining(&lc->tok, now);
+	if (valid && (min_valid <= 0 || remaining >= min_valid))
+		return LC_GET_SERVE;
+
+	if (min_valid <= 0) {
+		/* First use: wait for the login of a start or reload, never start one. */
+		if (may_wait && lc_login_running(lc))
+			return LC_GET_WAIT;
+		return fail_no_token(lc, now, ret_err, msg, size);
+	}
+
+	/* A login for such a request brought no longer token than this: asking for more
+	 * again cannot be met, and is not worth another login. */
+	if (lc->probe_lifetime && !lc->tok.service &&
+			(uint64_t)min_valid * USEC > lc->probe_lifetime &&
+			(!lc->tok.sealed ||
+					(uint64_t)min_valid * USEC >
+							lc->tok.end_boot - lc->tok.start_boot)) {
+		char want[32], life[32];
+		format_duration(min_valid, want, sizeof(want));
+		format_duration((int64_t)(lc->probe_lifetime / USEC), life, sizeof(life));
+		*ret_err = PROTO_E_TOKEN_EXPIRED;
+		snprintf(msg, size,
+				"min_valid %s is longer than a whole token lifetime (%s): no login "
+				"can "
+				"give such a token",
+				want, life);
+		return LC_GET_FAIL;
+	}
+	if (valid && lc->id.mfa && !lc_login_running(lc)) {
+		char iso[32];
+		*ret_err = PROTO_E_LOGIN_REQUIRED;
+		snprintf(msg, size,
+				"the token is valid for %llds only, less than min_valid, and an "
+				"MFA "
+				"login cannot be renewed unattended: run 'regscale-token login "
+				"--mfa "
+				"CODE' before %s",
+				(long long)remaining,
+				proto_format_time(lc->tok.expires_wall, iso, sizeof(iso)));
+		return LC_GET_FAIL;
+	}
+	if (may_wait) {
+		const char *reason;
+		uint64_t ticket;
+
+		if (lc_login_running(lc) ||
+				(may_start && lifecycle_refresh(lc,
+							      "a client needs a fresher token", now,
+							      &ticket, &reason) >= 0)) {
+			/* What it brings is the server's lifetime: remember it for the next ask. */
+			struct slot *sl = &lc->slot[LC_SLOT_IDENTITY];
+			if (sl->running && (uint64_t)min_valid * USEC > sl->probe_want)
+				sl->probe_want = (uint64_t)min_valid * USEC;
+			return LC_GET_WAIT;
+		}
+	}
+	if (!valid)
+		return fail_no_token(lc, now, ret_err, msg, size);
+	*ret_err = PROTO_E_TOKEN_EXPIRED;
+	snprintf(msg, size, "the token is valid for %llds only, less than min_valid%s%s",
+			(long long)remaining, lc->last_error[0] ? "; " : "", lc->last_error);
+	return LC_GET_FAIL;
+}
+
+int lifecycle_open_token(const struct lifecycle *lc, struct secret **ret)
+{
+	if (!lc->tok.sealed)
+		return -ENOENT;
+	return vault_open(lc->vault, lc->tok.sealed, ret);
+}
+
+void lifecycle_info(const struct lifecycle *lc, const struct lc_time *now, struct lc_info *ret)
+{
+	*ret = (struct lc_info){
+			.state = lifecycle_state(lc, now),
+			.origin = lc->id.origin,
+			.has_token = lc->tok.sealed != NULL,
+			.service = lc->tok.service,
+			.user_id = lc->tok.sealed ? lc->tok.claims.user_id : "",
+			.username = lc->id.username,
+			.expires_at = lc->tok.sealed ? lc->tok.expires_wall : 0,
+			.next_refresh = lc->sched != SCHED_NONE ? lc->sched_wall : 0,
+			.last_refresh = lc->last_refresh,
+			.last_error = lc->last_error,
+			.retries = lc->retries,
+			.login_in_flight = lc_login_running(lc),
+			.needs_person = lc->id.mfa,
+	};
+}
+
+static void format_utc(int64_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		snprintf(buf, size, "@%lld", (long long)t);
+}
+
+static void format_in(int64_t secs, char *buf, size_t size)
+{
+	if (secs >= 3600)
+		snprintf(buf, size, "%lldh %02lldm", (long long)(secs / 3600),
+				(long long)(secs % 3600 / 60));
+	else if (secs >= 60)
+		snprintf(buf, size, "%lldm %02llds", (long long)(secs / 60),
+				(long long)(secs % 60));
+	else
+		snprintf(buf, size, "%llds", (long long)(secs > 0 ? secs : 0));
+}
+
+char *lifecycle_status_line(
+		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
+{
+	const char *kind = lc->tok.service ? PROTO_KIND_SERVICE : PROTO_KIND_LOGIN;
+	const char *user = lc->tok.claims.user_id[0] ? lc->tok.claims.user_id : "unknown user";
+	char when[64], in[32];
+	size_t n;
+
+	format_utc(lc->tok.expires_wall, when, sizeof(when));
+	if (!lc->tok.sealed)
+		snprintf(buf, size, "no token");
+	else if (!lc_token_valid(&lc->tok, now))
+		snprintf(buf, size, "%s token for %s expired at %s", kind, user, when);
+	else if (!lc->tok.expires_wall)
+		snprintf(buf, size, "%s token for %s valid, no known expiry", kind, user);
+	else
+		snprintf(buf, size, "%s token for %s valid until %s", kind, user, when);
+	n = strlen(buf);
+	if (lc_login_running(lc))
+		snprintf(buf + n, size - n, "; logging in as %s",
+				lc->slot[LC_SLOT_CANDIDATE].running && lc->candidate.username
+						? lc->candidate.username
+				: lc->id.username ? lc->id.username
+						  : "?");
+	else if (lc->last_error[0])
+		snprintf(buf + n, size - n, "; %s", lc->last_error);
+	else if (lc->id.mfa && lc_token_valid(&lc->tok, now))
+		snprintf(buf + n, size - n,
+				"; an MFA login: run 'regscale-token login --mfa CODE' before "
+				"then");
+	else if (lc->sched != SCHED_NONE) {
+		format_in(lc->sched_wall - now->wall, in, sizeof(in));
+		snprintf(buf + n, size - n, ", refresh in %s", in);
+	}
+	return buf;
+}

@@ -236,9 +236,6 @@ static const char *state_hint(int state, const char *kind)
 {
 	if (state == PROTO_STATE_CREDENTIALS_REJECTED)
 		return "RegScale rejected the credentials; run 'regscale-token login'";
-	if (state == PROTO_STATE_LOGIN_REQUIRED)
-		return "an MFA login is not renewed unattended: run 'regscale-token login --mfa "
-		       "CODE' before it expires";
 	if (state == PROTO_STATE_EXPIRED && kind && strcmp(kind, PROTO_KIND_LOGIN) == 0)
 		return "run 'regscale-token refresh', or 'regscale-token login'";
 	return NULL;

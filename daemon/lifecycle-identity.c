@@ -221,8 +221,9 @@ int lifecycle_refresh(struct lifecycle *lc, const char *why, const struct lc_tim
 			return -EKEYREJECTED;
 		}
 		if (lc->id.mfa) {
-			*ret_reason = "this account logs in with an MFA code, so the daemon cannot "
-				      "renew its token: run 'regscale-token login --mfa CODE'";
+			*ret_reason = "this account logs in with an MFA code, which the daemon "
+				      "does "
+				      "not keep: it cannot renew the token itself";
 			return -EPERM;
 		}
 		lc->impossible = false;

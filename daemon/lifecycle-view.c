@@ -107,11 +107,8 @@ enum lc_get lifecycle_get(struct lifecycle *lc, int64_t min_valid, bool may_wait
 		char iso[32];
 		*ret_err = PROTO_E_LOGIN_REQUIRED;
 		snprintf(msg, size,
-				"the token is valid for %llds only, less than min_valid, and an "
-				"MFA "
-				"login cannot be renewed unattended: run 'regscale-token login "
-				"--mfa "
-				"CODE' before %s",
+				"the token is valid for %llds only (until %s), less than "
+				"min_valid, and an MFA login is not renewed unattended",
 				(long long)remaining,
 				proto_format_time(lc->tok.expires_wall, iso, sizeof(iso)));
 		return LC_GET_FAIL;

@@ -105,8 +105,9 @@ int lifecycle_configure(struct lifecycle *lc, const char *username, const struct
 		/* A new password for the account: the token stays until the login replaces it. */
 		lc_cancel(lc, LC_SLOT_IDENTITY, "the credentials changed");
 		lc_identity_clear(&lc->id);
-		lc->rejected = lc->impossible = false;
+		lc->rejected = lc->impossible = lc->failed = false;
 		lc->retries = 0;
+		lc->probe_lifetime = 0;
 		lc_unschedule(lc);
 	} else
 		forget_all(lc); /* another account or server: its token must not be served */

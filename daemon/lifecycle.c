@@ -558,8 +558,12 @@ void lifecycle_tick(struct lifecycle *lc, const struct lc_time *now)
 
 void lifecycle_clock_jumped(struct lifecycle *lc, const struct lc_time *now)
 {
-	if (lc->tok.sealed)
+	if (lc->tok.sealed) {
 		lc_measure_expiry(&lc->tok, now);
+		/* Set back, a token that ran out on the wall clock may be valid again. */
+		if (lc_token_valid(&lc->tok, now))
+			lc->tok.expiry_noted = false;
+	}
 	/* The refresh point moves with the wall clock; a jump past it starts it at once. */
 	if (lc->sched == SCHED_REFRESH && lc->tok.sealed)
 		lc->sched_boot = refresh_due(lc, now);

@@ -1,7 +1,9 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,13 +67,60 @@ static bool is_trailing_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-int secret_read_file(const char *path, size_t max, struct secret **ret)
+/* Writes the name of uid to buf, or "uid N" (with bare, "N", as chown takes it) when it
+ * has none. */
+static void describe_uid(uid_t uid, bool bare, char *buf, size_t size)
+{
+	const struct passwd *pw = getpwuid(uid);
+
+	if (pw && pw->pw_name)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, bare ? "%u" : "uid %u", (unsigned)uid);
+}
+
+/* Returns 0 if the file st describes is the daemon's alone: owned by our euid or root, and
+ * no permission bit for group or others (what OpenSSH wants of a private key). Else -EPERM,
+ * with a reason naming path, mode, owner and the fix. */
+static int check_private(const char *path, const struct stat *st, char *reason, size_t size)
+{
+	uid_t me = geteuid();
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+	bool loose = (st->st_mode & (S_IRWXG | S_IRWXO)) != 0;
+	char owner[64], want[64], chown_to[64];
+
+	/* Names are looked up only for the message: a good file costs no NSS lookup. */
+	if (st->st_uid != me && st->st_uid != 0) {
+		describe_uid(st->st_uid, false, owner, sizeof(owner));
+		describe_uid(me, false, want, sizeof(want));
+		describe_uid(me, true, chown_to, sizeof(chown_to));
+		snprintf(reason, size,
+				"%s is owned by %s, not by %s%s (mode %04o): another user controls "
+				"it, so it is refused; run chown %s %s%s%s",
+				path, owner, want, me == 0 ? "" : " or root", mode, chown_to, path,
+				loose ? " and chmod 600 " : "", loose ? path : "");
+		return -EPERM;
+	}
+	if (loose) {
+		describe_uid(st->st_uid, false, owner, sizeof(owner));
+		snprintf(reason, size,
+				"%s has mode %04o (owner %s): group or others may access it, so it "
+				"is refused; run chmod 600 %s",
+				path, mode, owner, path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int read_file(const char *path, size_t max, bool private, struct secret **ret, char *reason,
+		size_t reason_size)
 {
 	_cleanup_(closep) int fd = -EBADF;
 	_cleanup_(secret_freep) struct secret *s = NULL;
 	struct stat st;
 	size_t n;
 	ssize_t k;
+	int r;
 
 	if (max > SIZE_MAX / 2)
 		return -EINVAL;
@@ -80,10 +129,13 @@ int secret_read_file(const char *path, size_t max, struct secret **ret)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
+	/* The checks are on the file opened, not on the path: nothing can swap it between. */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
+	if (private && (r = check_private(path, &st, reason, reason_size)) < 0)
+		return r;
 	if ((uint64_t)st.st_size > max)
 		return -EFBIG;
 
@@ -108,4 +160,17 @@ int secret_read_file(const char *path, size_t max, struct secret **ret)
 	*ret = s;
 	s = NULL;
 	return 0;
+}
+
+int secret_read_file(const char *path, size_t max, struct secret **ret)
+{
+	return read_file(path, max, false, ret, NULL, 0);
+}
+
+int secret_read_private_file(
+		const char *path, size_t max, struct secret **ret, char *ret_reason, size_t size)
+{
+	if (size > 0)
+		ret_reason[0] = '\0';
+	return read_file(path, max, true, ret, ret_reason, size);
 }

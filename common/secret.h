@@ -37,3 +37,11 @@ static inline void secret_freep(struct secret **s)
  * trailing whitespace (newline, CR, spaces). Returns 0 and the secret in *ret, -EFBIG if
  * the file is longer than max bytes, -ENODATA if it is empty after trimming, or -errno. */
 int secret_read_file(const char *path, size_t max, struct secret **ret);
+
+/* secret_read_file() for a secret the daemon was pointed at (password_file, token_file):
+ * the file opened must also be owned by the effective uid or root and give group and
+ * others no permission at all (checked with fstat() on the open file). Returns the same,
+ * or -EPERM with a one-line reason in ret_reason (size bytes; "" on other errors) naming
+ * the file, its mode and owner and the fix ("run chmod 600 FILE"). */
+int secret_read_private_file(
+		const char *path, size_t max, struct secret **ret, char *ret_reason, size_t size);

@@ -1,5 +1,7 @@
 #include <errno.h>
+#include <pwd.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +13,51 @@
 #include "daemon/listen.h"
 #include "daemon/log.h"
 
+/* Writes "NAME (uid N)", or "uid N" for a uid without a name, to buf. */
+static void describe_uid(uid_t uid, char *buf, size_t size)
+{
+	const struct passwd *pw = getpwuid(uid);
+
+	if (pw && pw->pw_name)
+		snprintf(buf, size, "%s (uid %u)", pw->pw_name, (unsigned)uid);
+	else
+		snprintf(buf, size, "uid %u", (unsigned)uid);
+}
+
+/* Checks the socket's directory dir (found, or just made): whoever may write to it may
+ * replace the socket, so it must be a real directory (not followed if a symlink), owned by
+ * our euid or root, and writable by nobody else. Returns 0, or -errno logged with what to
+ * do. */
+static int check_dir(const char *dir)
+{
+	char owner[128], want[128];
+	const char *what;
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (lstat(dir, &st) < 0)
+		return log_error_errno(-errno, "cannot check the socket directory %s", dir);
+	if (S_ISLNK(st.st_mode))
+		what = "is a symbolic link, not a directory";
+	else if (!S_ISDIR(st.st_mode))
+		what = "is not a directory";
+	else if (st.st_uid != me && st.st_uid != 0)
+		what = "belongs to another user, who could replace the socket";
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		what = "is writable by group or others, who could replace the socket";
+	else
+		return 0;
+	/* Names are looked up only for the message. */
+	describe_uid(st.st_uid, owner, sizeof(owner));
+	describe_uid(me, want, sizeof(want));
+	log_error("socket directory %s %s (owner %s, mode %04o); it must be a directory of %s%s "
+		  "that only its owner may write to: remove it or pick another socket path",
+			dir, what, owner, (unsigned)(st.st_mode & 07777), want,
+			me == 0 ? "" : " or root");
+	return S_ISDIR(st.st_mode) ? -EPERM : -ENOTDIR;
+}
+
+/* Makes the directory of path with mode if it is missing, and checks it either way. */
 static int make_parent_dir(const char *path, mode_t mode)
 {
 	_cleanup_(freep) char *dir = strdup(path);
@@ -19,12 +66,14 @@ static int make_parent_dir(const char *path, mode_t mode)
 	if (!dir)
 		return -ENOMEM;
 	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
+	if (!slash)
+		return check_dir("."); /* a bare name: the working directory */
+	if (slash == dir)
+		return check_dir("/");
 	*slash = '\0';
 	if (mkdir(dir, mode) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "cannot create the socket directory %s", dir);
-	return 0;
+	return check_dir(dir);
 }
 
 /* Returns true if a daemon accepts connections on path. */

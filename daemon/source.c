@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,9 @@ struct source {
 	const char *helper_path;
 	struct helper_proc *validation; /* validateToken in flight, NULL when none */
 	char *path;
-	char *dir;  /* directory watched */
-	char *name; /* file name inside dir */
+	bool private; /* token_file: must be the daemon's alone (not so a credential) */
+	char *dir;    /* directory watched */
+	char *name;   /* file name inside dir */
 	sd_event_source *inotify;
 };
 
@@ -47,6 +49,7 @@ int source_new(sd_event *e, const struct config *c, struct lifecycle *lc, const 
 	s->lc = lc;
 	s->helper_path = helper_path;
 	s->path = strdup(c->token_file ? c->token_file : cred_path);
+	s->private = c->token_file != NULL;
 	if (!s->path)
 		goto oom;
 	slash = strrchr(s->path, '/');
@@ -123,11 +126,22 @@ int source_load(struct source *s)
 	struct lc_time now;
 	const char *why = NULL;
 	char user[JWT_MAX_USER_ID * 2];
+	char reason[2048];
 	struct lc_info info;
 	int r;
 
 	lifecycle_info(s->lc, &(struct lc_time){0}, &info);
-	r = secret_read_file(s->path, PROTO_MAX_TOKEN + 64, &token);
+	if (s->private)
+		r = secret_read_private_file(
+				s->path, PROTO_MAX_TOKEN + 64, &token, reason, sizeof(reason));
+	else
+		r = secret_read_file(s->path, PROTO_MAX_TOKEN + 64, &token);
+	if (r == -EPERM && s->private && reason[0]) {
+		lifecycle_set_error(s->lc, "token file %s", reason);
+		log_error("token file %s%s", reason,
+				info.has_token ? "; keeping the current token" : "");
+		return r;
+	}
 	if (r < 0) {
 		lifecycle_set_error(s->lc, "cannot read token file %s: %s", s->path,
 				r == -EFBIG     ? "larger than a JWT can be"

@@ -266,12 +266,14 @@ struct tokend *tokend_free(struct tokend *d)
 	return NULL;
 }
 
-/* Reads the password from password_file or the credential "password". Returns 1 and the
- * secret, 0 when neither is configured, or -errno (logged, and kept as last_error). */
+/* Reads the password from password_file (which must be the daemon's alone) or the
+ * credential "password". Returns 1 and the secret, 0 when neither is configured, or -errno
+ * (logged, and kept as last_error): -EPERM for a password_file others may access. */
 static int read_password(struct tokend *d, struct secret **ret)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	_cleanup_(freep) char *path = NULL;
+	char reason[2048];
 	int r;
 
 	if (d->config.password_file)
@@ -285,7 +287,16 @@ static int read_password(struct tokend *d, struct secret **ret)
 		return 0;
 	if (!path)
 		return -ENOMEM;
-	r = secret_read_file(path, PIPE_MAX_PASSWORD, ret);
+	if (d->config.password_file)
+		r = secret_read_private_file(path, PIPE_MAX_PASSWORD, ret, reason, sizeof(reason));
+	else
+		r = secret_read_file(path, PIPE_MAX_PASSWORD, ret);
+	if (r == -EPERM && d->config.password_file && reason[0]) {
+		lifecycle_set_error(d->lifecycle, "password file %s", reason);
+		log_error("password file %s%s", reason,
+				d->loaded ? "; keeping the current credentials" : "");
+		return r;
+	}
 	if (r < 0) {
 		lifecycle_set_error(d->lifecycle, "cannot read the password from %s: %s", path,
 				r == -ENODATA ? "file is empty" : strerror(-r));
@@ -296,10 +307,11 @@ static int read_password(struct tokend *d, struct secret **ret)
 	return 1;
 }
 
-void tokend_load(struct tokend *d)
+int tokend_load(struct tokend *d)
 {
 	_cleanup_(secret_freep) struct secret *password = NULL;
 	struct lc_time now;
+	int r;
 
 	lifecycle_set_default_lifetime(d->lifecycle, d->config.default_lifetime_sec);
 	d->source = source_free(d->source);
@@ -307,16 +319,20 @@ void tokend_load(struct tokend *d)
 	if (source_new(d->event, &d->config, d->lifecycle, d->login_helper, &d->source) >= 0) {
 		d->ops.source = d->source;
 		lifecycle_forget_config(d->lifecycle);
-		(void)source_load(d->source);
+		r = source_load(d->source);
 		(void)source_watch(d->source);
-		return;
+		d->loaded = true;
+		return r == -EPERM ? r : 0;
 	}
-	if (read_password(d, &password) < 0)
-		return;
+	r = read_password(d, &password);
+	d->loaded = true;
+	if (r < 0)
+		return r == -EPERM ? r : 0;
 	lc_time_now(&now);
 	if (lifecycle_configure(d->lifecycle, d->config.username, password, d->config.url, &now) <
 			0)
 		log_error("cannot set up the credentials: out of memory");
+	return 0;
 }
 
 int tokend_reload(struct tokend *d)
@@ -368,7 +384,9 @@ int tokend_reload(struct tokend *d)
 	}
 	lc_time_now(&now);
 	lifecycle_reloaded(d->lifecycle, &now);
-	tokend_load(d);
+	/* A secret file others may access stops a start, not a running daemon: it keeps what
+	 * it holds (tokend_load logged why). */
+	(void)tokend_load(d);
 done:
 	tokend_update_status(d);
 	(void)sd_notify(0, "READY=1");

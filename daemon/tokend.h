@@ -32,6 +32,7 @@ struct tokend {
 	sd_event_source *clock_set; /* the wall clock was set */
 	sd_event_source *sync;      /* deferred: re-arm, STATUS=, wake waiters */
 	int clock_fd;
+	bool loaded;      /* tokend_load() ran once: later calls are reloads */
 	char status[256]; /* last STATUS= sent */
 };
 
@@ -42,10 +43,13 @@ int tokend_new(sd_event *e, const char *helper_path, struct tokend **ret);
 /* Wipes every secret, frees servers, sources and timers. Accepts NULL, returns NULL. */
 struct tokend *tokend_free(struct tokend *d);
 
-/* Sets up the token source of d->config at start: a service token (token_file or the
- * credential "token"), else the configured password identity. Never fatal: the daemon
- * serves the reason instead. */
-void tokend_load(struct tokend *d);
+/* Sets up the token source of d->config, at start and on reload: a service token
+ * (token_file or the credential "token"), else the configured password identity. A missing
+ * or bad token or password is no failure: the daemon serves the reason instead and returns
+ * 0. Returns -EPERM (logged) when the token_file or password_file was refused because
+ * another user owns it or group or others may access it (or opening it gave EPERM): the
+ * caller stops at start, and a reload runs on with what the daemon held. */
+int tokend_load(struct tokend *d);
 
 /* SIGHUP: reads the configuration again; an invalid one (empty, truncated, wrong) is
  * refused with one line naming file, line and key, and everything runs on unchanged.

@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/cli.h"
 #include "client/format.h"
@@ -58,12 +60,16 @@ const char cli_usage_text[] =
 	"      --timeout SECONDS  Give up after SECONDS in total, fractions allowed. Default\n"
 	"                         5; 60 for login and refresh; the --wait DURATION plus 5\n"
 	"                         for get --min-valid.\n"
+	"      --daemon-user USER Also trust a socket served by USER (name or uid). Only\n"
+	"                         root's, yours and " CLI_SERVICE_USER "'s are trusted\n"
+	"                         by default: others get no request (exit 5).\n"
 	"  -h, --help             Show this help and exit.\n"
 	"  -V, --version          Show the version and exit.\n"
 	"\n"
 	"Environment:\n"
 	"  REGSCALE_TOKEN_SOCKET   Socket path when --socket is not given.\n"
 	"  REGSCALE_TOKEN_PROFILE  Profile name when --profile is not given.\n"
+	"  " CLI_DAEMON_USER_ENV "  USER when --daemon-user is not given.\n"
 	"  XDG_RUNTIME_DIR         Where a per-user daemon's socket lives.\n"
 	"\n"
 	"The socket is --socket, else $REGSCALE_TOKEN_SOCKET, else for profile NAME\n"
@@ -76,7 +82,7 @@ const char cli_usage_text[] =
 	"  2  usage error\n"
 	"  3  daemon not running, not reachable or not answering in time\n"
 	"  4  no token, or the token has expired\n"
-	"  5  permission denied\n"
+	"  5  permission denied, or the socket is not served by a trusted user\n"
 	"  6  login failed, or the credentials were rejected\n"
 	"Errors are one line on stderr; stdout carries only the requested output.\n";
 /* clang-format on */
@@ -204,6 +210,96 @@ int cli_socket_path(const struct globals *g, char **ret_path)
 	return 0;
 }
 
+/* Looks up the uid of name (a decimal number is taken as is). Returns 0, or -ENOENT. */
+static int lookup_uid(const char *name, uid_t *ret)
+{
+	struct passwd *pw;
+	char *end;
+	unsigned long v;
+
+	if (name[0] >= '0' && name[0] <= '9') {
+		errno = 0;
+		v = strtoul(name, &end, 10);
+		if (errno == 0 && *end == '\0' && v < (unsigned long)(uid_t)-1) {
+			*ret = (uid_t)v;
+			return 0;
+		}
+	}
+	pw = getpwnam(name);
+	if (!pw)
+		return -ENOENT;
+	*ret = pw->pw_uid;
+	return 0;
+}
+
+int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto_op op)
+{
+	const char *named = g->daemon_user, *source = "--daemon-user", *who, *action;
+	char p[256], clean[128], peer_name[64], trusted[256];
+	bool service = false;
+	struct passwd *pw;
+	struct ucred peer;
+	uid_t uid;
+	int r;
+
+	format_sanitize(path, p, sizeof(p));
+	r = connect_peer(fd, &peer);
+	if (r < 0) {
+		cli_say("cannot tell who serves %s (%s); refusing to use it, check that it is the "
+			"daemon's socket",
+				p, strerror(-r));
+		return EXIT_DENIED;
+	}
+	/* The common case costs no user database lookup. */
+	if (peer.uid == 0 || peer.uid == getuid() || peer.uid == geteuid())
+		return 0;
+
+	pw = getpwnam(CLI_SERVICE_USER);
+	if (pw && pw->pw_uid == peer.uid)
+		return 0;
+	service = pw != NULL;
+
+	if (!named) {
+		named = getenv(CLI_DAEMON_USER_ENV);
+		source = CLI_DAEMON_USER_ENV;
+		if (named && !*named)
+			named = NULL;
+	}
+	if (named) {
+		if (lookup_uid(named, &uid) < 0)
+			return cli_usage_error("%s '%s' names no user", source,
+					format_sanitize(named, clean, sizeof(clean)));
+		if (uid == peer.uid)
+			return 0;
+	}
+
+	pw = getpwuid(peer.uid);
+	who = pw ? format_sanitize(pw->pw_name, peer_name, sizeof(peer_name)) : "no such user";
+	if (named)
+		snprintf(trusted, sizeof(trusted), "root, you%s or %s (%s)",
+				service ? ", the service's user " CLI_SERVICE_USER : "",
+				format_sanitize(named, clean, sizeof(clean)), source);
+	else
+		snprintf(trusted, sizeof(trusted), "root%s or you",
+				service ? ", the service's user " CLI_SERVICE_USER : "");
+	switch (op) {
+	case PROTO_OP_LOGIN:
+		action = "not sending it the password";
+		break;
+	case PROTO_OP_GET:
+		action = "not trusting a token from it";
+		break;
+	default:
+		action = "not trusting its answers";
+		break;
+	}
+	cli_say("%s is served by uid %u (%s), not by %s: %s; if that is the daemon you mean, "
+		"name its user with --daemon-user USER or %s=USER, else find out who made that "
+		"socket",
+			p, (unsigned)peer.uid, who, trusted, action, CLI_DAEMON_USER_ENV);
+	return EXIT_DENIED;
+}
+
 static int exit_code_for_error(enum proto_error err)
 {
 	switch (err) {
@@ -311,17 +407,26 @@ void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep)
 {
 	_cleanup_(freep) char *path = NULL;
-	int64_t timeout_ms = cli_timeout(g, req->timeout_ms);
+	_cleanup_(closep) int fd = -EBADF;
+	int64_t timeout_ms = cli_timeout(g, req->timeout_ms), start = connect_now_ms();
 	const char *message;
 	int r;
 
 	r = cli_socket_path(g, &path);
+	if (r == 0) {
+		r = connect_open(path, timeout_ms, &fd);
+		if (r < 0)
+			r = cli_fail_transport(path, timeout_ms, r);
+	}
+	if (r == 0)
+		r = cli_check_peer(g, path, fd, req->op);
 	if (r != 0) {
 		if (req->wipe)
 			explicit_bzero(req->line, req->len);
 		return r;
 	}
-	r = connect_call(path, req->line, req->len, req->wipe, timeout_ms, rep);
+	r = connect_exchange(fd, req->line, req->len, req->wipe,
+			timeout_ms - (connect_now_ms() - start), rep);
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
 	if (reply_error(rep->obj, &message) != PROTO_OK) {

@@ -29,10 +29,18 @@ enum {
 /* Longest DURATION accepted for --min-valid, and for --wait. */
 #define CLI_MAX_MIN_VALID_S (366LL * 86400)
 
+/* The account the system service runs as (systemd/regscale-token.conf, sysusers.d): its
+ * sockets are trusted like root's. */
+#define CLI_SERVICE_USER "regscale-token"
+
+/* Names one more user trusted to serve the socket when --daemon-user is not given. */
+#define CLI_DAEMON_USER_ENV "REGSCALE_TOKEN_DAEMON_USER"
+
 struct globals {
-	const char *socket;  /* --socket, or NULL */
-	const char *profile; /* --profile, or NULL */
-	int64_t timeout_ms;  /* --timeout, or 0: the command's own default applies */
+	const char *socket;      /* --socket, or NULL */
+	const char *profile;     /* --profile, or NULL */
+	const char *daemon_user; /* --daemon-user, or NULL */
+	int64_t timeout_ms;      /* --timeout, or 0: the command's own default applies */
 };
 
 /* One request as cli_call() sends it. */
@@ -63,6 +71,7 @@ int cli_option_error(int c, char **argv);
 	{"socket", optional_argument, NULL, 'G'}, \
 	{"profile", optional_argument, NULL, 'G'}, \
 	{"timeout", optional_argument, NULL, 'G'}, \
+	{"daemon-user", optional_argument, NULL, 'G'}, \
 	{"version", no_argument, NULL, 'G'}
 /* clang-format on */
 
@@ -84,6 +93,14 @@ int64_t cli_timeout(const struct globals *g, int64_t default_ms);
  * new string in *ret_path (caller frees), or an exit code after saying what went wrong. */
 int cli_socket_path(const struct globals *g, char **ret_path);
 
+/* Checks who serves the socket fd, connected to path, before anything is sent on it for
+ * request op: the kernel's SO_PEERCRED uid must be root, the client's own uid, the system
+ * service's user (CLI_SERVICE_USER, if that account exists) or the user --daemon-user, else
+ * $REGSCALE_TOKEN_DAEMON_USER names (a name or a number; looked up only when needed).
+ * Returns 0, or the exit code after saying what went wrong: EXIT_DENIED for another peer,
+ * EXIT_USAGE when the named user does not exist. */
+int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto_op op);
+
 /* Explains transport error r (from connect_*()) on path after timeout_ms and returns the exit
  * code for it. */
 int cli_fail_transport(const char *path, int64_t timeout_ms, int r);
@@ -95,9 +112,10 @@ int cli_fail_reply(enum proto_op op, struct json_object *obj);
  * to be completed with jsonw_*() and jsonw_end(). */
 void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size);
 
-/* Resolves the socket and runs req. Returns 0 with *rep filled (an "ok":true reply; release
- * with connect_reply_done()), or the exit code after saying what went wrong. With req->wipe
- * the request line is wiped on every path. */
+/* Resolves the socket, connects, checks who serves it (cli_check_peer()) and runs req.
+ * Returns 0 with *rep filled (an "ok":true reply; release with connect_reply_done()), or the
+ * exit code after saying what went wrong. With req->wipe the request line is wiped on every
+ * path. */
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep);
 
 /* cli_call() for a request without fields, {"op":<op>,"v":1}, with the default budget

@@ -93,7 +93,7 @@ int connect_socket_path(const char *socket_opt, const char *profile_opt, char **
 	return 0;
 }
 
-static int64_t now_ms(void)
+int64_t connect_now_ms(void)
 {
 	struct timespec ts;
 
@@ -106,7 +106,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = events};
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - connect_now_ms();
 		int r;
 
 		if (left <= 0)
@@ -142,7 +142,7 @@ static int connect_unix(int fd, const char *path, int64_t deadline)
 		if (connect(fd, (struct sockaddr *)&sa, salen) == 0)
 			return 0;
 		if (errno == EAGAIN) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - connect_now_ms();
 			if (left <= 0)
 				return -ETIMEDOUT;
 			poll(NULL, 0, left < CONNECT_RETRY_MS ? (int)left : CONNECT_RETRY_MS);
@@ -223,7 +223,7 @@ int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	r = connect_unix(fd, path, now_ms() + timeout_ms);
+	r = connect_unix(fd, path, connect_now_ms() + timeout_ms);
 	if (r < 0)
 		return r;
 	*ret_fd = take_fd(&fd);
@@ -233,7 +233,7 @@ int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
 int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
 		struct connect_reply *ret)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = connect_now_ms() + timeout_ms;
 	struct connect_reply rep = {.line = NULL};
 	char *line;
 	size_t line_len;
@@ -271,20 +271,15 @@ fail:
 	return r;
 }
 
-int connect_call(const char *path, char *req, size_t len, bool wipe, int64_t timeout_ms,
-		struct connect_reply *ret)
+int connect_peer(int fd, struct ucred *ret)
 {
-	int64_t start = now_ms();
-	_cleanup_(closep) int fd = -EBADF;
-	int r;
+	socklen_t len = sizeof(*ret);
 
-	r = connect_open(path, timeout_ms, &fd);
-	if (r < 0) {
-		if (wipe)
-			explicit_bzero(req, len);
-		return r;
-	}
-	return connect_exchange(fd, req, len, wipe, timeout_ms - (now_ms() - start), ret);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ret, &len) < 0)
+		return -errno;
+	if (len != sizeof(*ret))
+		return -EIO;
+	return 0;
 }
 
 void connect_reply_done(struct connect_reply *r)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "proto/linebuf.h"
 
@@ -49,10 +50,13 @@ int connect_open(const char *path, int64_t timeout_ms, int *ret_fd);
 int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
 		struct connect_reply *ret);
 
-/* connect_open() and connect_exchange() in one, with one deadline for both: the one request
- * per connection the client makes. Returns what they return. */
-int connect_call(const char *path, char *req, size_t len, bool wipe, int64_t timeout_ms,
-		struct connect_reply *ret);
+/* Reads who serves the socket fd is connected to, as the kernel recorded it (SO_PEERCRED:
+ * the process that called listen(), the service manager for a socket it passed on). Returns
+ * 0 and *ret, or -errno. */
+int connect_peer(int fd, struct ucred *ret);
+
+/* Returns CLOCK_MONOTONIC in milliseconds, the clock of every timeout here. */
+int64_t connect_now_ms(void);
 
 /* Wipes the reply line and the "token" string of the parsed reply, frees both. */
 void connect_reply_done(struct connect_reply *r);

@@ -207,6 +207,7 @@ static int run(int argc, char **argv)
 			{"socket", required_argument, NULL, 's'},
 			{"profile", required_argument, NULL, 'p'},
 			{"timeout", required_argument, NULL, 't'},
+			{"daemon-user", required_argument, NULL, 'u'},
 			{"help", no_argument, NULL, 'h'},
 			{"version", no_argument, NULL, 'V'},
 			{0},
@@ -240,6 +241,11 @@ static int run(int argc, char **argv)
 						"most %d)",
 						format_sanitize(optarg, clean, sizeof(clean)),
 						CLI_MAX_TIMEOUT_S);
+			break;
+		case 'u':
+			if (!*optarg)
+				return cli_usage_error("the --daemon-user name is empty");
+			g.daemon_user = optarg;
 			break;
 		case 'h':
 			fputs(cli_usage_text, stdout);

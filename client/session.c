@@ -193,10 +193,13 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	if (r != 0)
 		return r;
 	/* Connect first, as ssh-add does, so nobody types a password for a daemon that is not
-	 * there. */
+	 * there, nor for a process that we would not trust with it. */
 	r = connect_open(path, timeout_ms, &fd);
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
+	r = cli_check_peer(g, path, fd, PROTO_OP_LOGIN);
+	if (r != 0)
+		return r;
 
 	r = locked_alloc(PASSWORD_MAX, &pw);
 	if (r < 0) {
@@ -234,6 +237,9 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 		r = connect_open(path, timeout_ms, &fd);
 		if (r < 0)
 			return cli_fail_transport(path, timeout_ms, r);
+		r = cli_check_peer(g, path, fd, PROTO_OP_LOGIN);
+		if (r != 0)
+			return r;
 	}
 	r = connect_exchange(fd, req.data, req_len, true, timeout_ms, &rep);
 	locked_free(&req);

@@ -26,6 +26,7 @@ enum kind {
 	KIND_URL,
 	KIND_LOGIN_API,
 	KIND_DURATION,
+	KIND_COUNT,
 	KIND_LIST,
 };
 
@@ -53,6 +54,8 @@ static const struct key keys[] = {
 		{"daemon", "socket", KIND_PATH, offsetof(struct config, socket)},
 		{"daemon", "idle_timeout", KIND_DURATION,
 				offsetof(struct config, idle_timeout_sec)},
+		{"daemon", "max_connections_per_user", KIND_COUNT,
+				offsetof(struct config, max_connections_per_user)},
 		{"daemon", "allow_users", KIND_LIST, offsetof(struct config, allow_users)},
 		{"daemon", "allow_groups", KIND_LIST, offsetof(struct config, allow_groups)},
 		{"daemon", "admin_users", KIND_LIST, offsetof(struct config, admin_users)},
@@ -91,6 +94,7 @@ void config_init(struct config *ret)
 			.login_api = LOGIN_API_V1,
 			.connect_timeout_sec = 10,
 			.idle_timeout_sec = PROTO_DEFAULT_IDLE_TIMEOUT_SEC,
+			.max_connections_per_user = PROTO_MAX_CLIENTS / 4,
 			.total_timeout_sec = 30,
 			.default_lifetime_sec = 86400,
 	};
@@ -114,6 +118,7 @@ static void field_free(struct config *c, const struct key *k)
 	}
 	case KIND_LOGIN_API:
 	case KIND_DURATION:
+	case KIND_COUNT:
 		break;
 	}
 }
@@ -187,6 +192,8 @@ static int parse_value(struct parse *p, const struct key *k, const char *v, cons
 		return config_value_login_api(v, f, ret_reason);
 	case KIND_DURATION:
 		return config_value_duration(v, f, ret_reason);
+	case KIND_COUNT:
+		return config_value_connections(v, f, ret_reason);
 	case KIND_LIST:
 		return config_value_list(v, f, ret_reason);
 	}
@@ -411,6 +418,7 @@ int config_load(struct config *c, const char *path, char *errbuf, size_t errlen)
 			*(enum login_api *)field(c, k) = *(enum login_api *)field(&p.tmp, k);
 			break;
 		case KIND_DURATION:
+		case KIND_COUNT:
 			*(uint64_t *)field(c, k) = *(uint64_t *)field(&p.tmp, k);
 			break;
 		}

@@ -26,9 +26,11 @@ struct config {
 
 	/* [daemon] */
 	char *socket;
-	uint64_t idle_timeout_sec; /* close connections idle this long; default
-				      PROTO_DEFAULT_IDLE_TIMEOUT_SEC */
-	char **allow_users;        /* NULL-terminated lists, NULL when unset */
+	uint64_t idle_timeout_sec;         /* close connections idle this long; default
+					      PROTO_DEFAULT_IDLE_TIMEOUT_SEC */
+	uint64_t max_connections_per_user; /* open connections of one uid other than the
+					      daemon's and root; default PROTO_MAX_CLIENTS / 4 */
+	char **allow_users;                /* NULL-terminated lists, NULL when unset */
 	char **allow_groups;
 	char **admin_users;
 	char **admin_groups;

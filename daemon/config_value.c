@@ -12,6 +12,7 @@
 
 #include "common/duration.h"
 #include "daemon/config_value.h"
+#include "proto/proto.h"
 
 /* Longest duration accepted: one year. */
 #define CONFIG_MAX_DURATION_SEC (365ULL * 24 * 3600)
@@ -46,6 +47,30 @@ int config_value_duration(const char *v, uint64_t *ret, const char **ret_reason)
 		return fail(ret_reason, -EINVAL, "bad unit (expected s, m, h or d)");
 	if (n == 0)
 		return fail(ret_reason, -EINVAL, "must be positive");
+	*ret = n;
+	return 0;
+}
+
+/* PROTO_MAX_CLIENTS as text, for the static reasons below. */
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
+#define MAX_CLIENTS_STR STR(PROTO_MAX_CLIENTS)
+
+int config_value_connections(const char *v, uint64_t *ret, const char **ret_reason)
+{
+	uint64_t n = 0;
+
+	for (const char *s = v; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return fail(ret_reason, -EINVAL,
+					"not a number (expected a whole number from 1 "
+					"to " MAX_CLIENTS_STR ")");
+		n = n * 10 + (uint64_t)(*s - '0');
+		if (n > PROTO_MAX_CLIENTS)
+			return fail(ret_reason, -EINVAL, "too large (at most " MAX_CLIENTS_STR ")");
+	}
+	if (n == 0)
+		return fail(ret_reason, -EINVAL, "must be at least 1");
 	*ret = n;
 	return 0;
 }

@@ -16,6 +16,10 @@ enum login_api {
  * -errno with a reason. */
 int config_value_duration(const char *v, uint64_t *ret, const char **ret_reason);
 
+/* Parses a number of connections: a whole number from 1 to PROTO_MAX_CLIENTS, in decimal, into
+ * *ret. Returns 0 or -errno with a reason. */
+int config_value_connections(const char *v, uint64_t *ret, const char **ret_reason);
+
 /* Checks a RegScale base URL (https://, or http:// for a loopback host only). Returns 0 and
  * a malloc'd copy without trailing slashes in *ret, which the caller frees, or -errno with a
  * reason. */

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "daemon/server.h"
 #include "proto/linebuf.h"
 #include "proto/proto.h"
+#include "proto/request.h"
 
 /* Replies a client has not read yet are kept up to this many bytes; a client that lets
  * more pile up (it pipelines requests but never reads) is disconnected. */
@@ -36,6 +38,8 @@ struct conn {
 	struct conn *prev, *next;
 	int fd;
 	struct peer peer;
+	bool privileged;   /* the daemon's own uid or root: not capped, never made room from */
+	uint64_t last_use; /* CLOCK_MONOTONIC usec: connected, or last request other than ping */
 	sd_event_source *io;
 	sd_event_source *idle;
 	struct linebuf in;
@@ -65,8 +69,10 @@ struct server {
 	unsigned n_conns;
 	bool shutting_down;
 	uint64_t last_accept_warning;
-	uint64_t last_refusal_log; /* CLOCK_MONOTONIC usec */
-	unsigned refusals_unlogged;
+	struct ratelimit {
+		uint64_t last; /* CLOCK_MONOTONIC usec of the last line logged, 0: none yet */
+		unsigned unlogged;
+	} refusal_log, eviction_log;
 };
 
 static void conn_process(struct conn *c);
@@ -290,6 +296,17 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
 	}
 }
 
+/* Returns true if line is a well-formed request other than ping: what a client that merely
+ * keeps its connection open does not send. (A login's password is not decoded: with no
+ * buffer for it the parse fails, but a login waits, which counts as use too.) */
+static bool line_is_use(const char *line, size_t len)
+{
+	struct request req = {.secret = NULL};
+	const char *message;
+
+	return request_parse(line, len, &req, &message) == PROTO_OK && req.op != PROTO_OP_PING;
+}
+
 /* Answers every complete line held, unless replies are waiting for the client to read or
  * a request waits for a login. */
 static void conn_process(struct conn *c)
@@ -303,6 +320,8 @@ static void conn_process(struct conn *c)
 		enum ops_result res = ops_answer(
 				s->env, &c->peer, line, len, s->reply, &c->pending, &wait);
 
+		if (res == OPS_WAIT || line_is_use(line, len))
+			c->last_use = now_monotonic_usec();
 		linebuf_pop(&c->in);
 		if (res == OPS_WAIT)
 			conn_start_wait(c, wait);
@@ -359,19 +378,31 @@ void server_wake_waiters(struct server *s)
 	resume_marked(s, false);
 }
 
+/* At most one line a second: returns -1 if this one is not to be logged (and counts it),
+ * else how many were not logged since the last one (that line should say so). */
+static int ratelimit(struct ratelimit *rl, uint64_t now)
+{
+	unsigned unlogged = rl->unlogged;
+
+	if (rl->last && now - rl->last < 1000000ULL) {
+		rl->unlogged++;
+		return -1;
+	}
+	rl->unlogged = 0;
+	rl->last = now;
+	return unlogged > INT32_MAX ? INT32_MAX : (int)unlogged;
+}
+
 /* One log line per refused client, but at most one a second: a local user hammering the
  * socket must not flood the journal. */
 static void log_refusal(struct server *s, const struct ucred *peer, const char *why)
 {
 	char path[64], comm[32] = "?", quoted[sizeof(comm) * 4 + 8];
-	uint64_t now = now_monotonic_usec();
+	int fd, unlogged = ratelimit(&s->refusal_log, now_monotonic_usec());
 	ssize_t n;
-	int fd;
 
-	if (s->last_refusal_log && now - s->last_refusal_log < 1000000ULL) {
-		s->refusals_unlogged++;
+	if (unlogged < 0)
 		return;
-	}
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)peer->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -383,15 +414,95 @@ static void log_refusal(struct server *s, const struct ucred *peer, const char *
 	/* The process name is the refused user's to choose: quote it. */
 	log_warning("client pid %d uid %u (\"%s\") refused: %s%s", (int)peer->pid,
 			(unsigned)peer->uid, escape_log(comm, quoted, sizeof(quoted)), why,
-			s->refusals_unlogged ? " (more refusals in the last second not logged)"
-					     : "");
-	s->refusals_unlogged = 0;
-	s->last_refusal_log = now;
+			unlogged ? " (more refusals in the last second not logged)" : "");
+}
+
+/* Whether a connection may be closed to make room for a newcomer, and how much it is
+ * worth keeping: 0 never (the newcomer must wait); else the higher, the sooner it goes. Only
+ * a connection between requests is closed (nothing to send, no login to wait for). */
+static int victim_rank(const struct conn *x, bool for_privileged, uint64_t now)
+{
+	bool stale = now - x->last_use >= x->server->env->config->idle_timeout_sec * 1000000ULL;
+
+	if (x->closing || x->waiting || x->out)
+		return 0;
+	if (!x->privileged && stale)
+		return 3; /* only pings (or nothing) for an idle timeout: closed for anybody */
+	if (!for_privileged)
+		return 0;
+	if (!x->privileged)
+		return 2; /* another uid's, between requests: the daemon's uid and root first */
+	return stale ? 1 : 0;
+}
+
+/* Closes the connection most worth closing to make room for c, if there is one. Returns
+ * true if it did. */
+static bool make_room(struct server *s, struct conn *c, uint64_t now)
+{
+	struct conn *victim = NULL;
+	int best = 0, unlogged;
+
+	for (struct conn *x = s->conns; x; x = x->next) {
+		int rank = x == c ? 0 : victim_rank(x, c->privileged, now);
+
+		if (rank > best || (rank == best && rank > 0 && x->last_use < victim->last_use)) {
+			victim = x;
+			best = rank;
+		}
+	}
+	if (!victim)
+		return false;
+	/* At most one line a second here too: a reader may make room for itself often. */
+	unlogged = ratelimit(&s->eviction_log, now);
+	if (unlogged >= 0)
+		log_info("client pid %d uid %u: closing a connection %s for %llu s to make room "
+			 "for uid %u%s",
+				(int)victim->peer.ucred.pid, (unsigned)victim->peer.ucred.uid,
+				best == 2 ? "between requests" : "that sent nothing but ping",
+				(unsigned long long)((now - victim->last_use) / 1000000ULL),
+				(unsigned)c->peer.ucred.uid,
+				unlogged ? " (more in the last second not logged)" : "");
+	conn_refuse(victim, PROTO_E_IDLE_TIMEOUT, "closed to make room for another client");
+	conn_maybe_free(victim);
+	return true;
+}
+
+/* Decides whether c, just connected, gets a slot: the daemon's uid and root may take any of
+ * PROTO_MAX_CLIENTS; every other uid at most max_connections_per_user, and together no
+ * more than PROTO_MAX_CLIENTS - SERVER_RESERVED_CLIENTS. When there is no slot, one is made
+ * (make_room()) if possible. Returns NULL, or why c is refused in buf. */
+static const char *admit(struct server *s, struct conn *c, char *buf, size_t size)
+{
+	uint64_t cap = s->env->config->max_connections_per_user, now = now_monotonic_usec();
+	unsigned total = 0, others = 0, same = 0;
+
+	for (struct conn *x = s->conns; x; x = x->next) {
+		if (x == c || x->closing)
+			continue;
+		total++;
+		others += x->privileged ? 0 : 1;
+		same += x->peer.ucred.uid == c->peer.ucred.uid ? 1 : 0;
+	}
+	if (!c->privileged && same >= cap) {
+		snprintf(buf, size,
+				"uid %u has %u connections open already "
+				"(max_connections_per_user)",
+				(unsigned)c->peer.ucred.uid, same);
+		return buf;
+	}
+	if (total < PROTO_MAX_CLIENTS &&
+			(c->privileged || others < PROTO_MAX_CLIENTS - SERVER_RESERVED_CLIENTS))
+		return NULL;
+	if (make_room(s, c, now))
+		return NULL;
+	return "too many clients connected already";
 }
 
 int server_add_connection(struct server *s, int fd)
 {
 	socklen_t len = sizeof(struct ucred);
+	const char *why;
+	char buf[128];
 	struct conn *c;
 	int r;
 
@@ -402,6 +513,7 @@ int server_add_connection(struct server *s, int fd)
 	}
 	c->server = s;
 	c->fd = fd;
+	c->last_use = now_monotonic_usec();
 	linebuf_init(&c->in, PROTO_MAX_LINE);
 	c->next = s->conns;
 	if (s->conns)
@@ -421,13 +533,15 @@ int server_add_connection(struct server *s, int fd)
 	if (r < 0)
 		goto fail;
 
-	if (s->n_conns > PROTO_MAX_CLIENTS) {
-		log_refusal(s, &c->peer.ucred, "too many clients connected already");
-		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
-	} else if ((c->peer.level = access_check(s->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
+	c->privileged = c->peer.ucred.uid == 0 || c->peer.ucred.uid == getuid();
+
+	if ((c->peer.level = access_check(s->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
 		log_refusal(s, &c->peer.ucred,
 				"not the daemon's user, root, nor in allow_users/allow_groups");
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
+	} else if ((why = admit(s, c, buf, sizeof(buf)))) {
+		log_refusal(s, &c->peer.ucred, why);
+		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
 	}
 	conn_maybe_free(c);
 	return 0;

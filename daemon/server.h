@@ -13,6 +13,15 @@
 
 struct server;
 
+/* Of the PROTO_MAX_CLIENTS connections served at once, this many are kept for the daemon's
+ * own uid and root: the other uids together hold at most PROTO_MAX_CLIENTS minus this, and
+ * each of them at most [daemon] max_connections_per_user. When no slot is left for a new
+ * client, a connection of another uid that sent nothing but ping (or nothing) for an
+ * idle_timeout is closed with idle_timeout to make room; for the daemon's uid and root, any
+ * connection of another uid between requests, and last one of their own that sent only
+ * pings for an idle_timeout. */
+#define SERVER_RESERVED_CLIENTS (PROTO_MAX_CLIENTS / 8)
+
 /* Creates a server on event loop e (referenced) answering requests with env (borrowed, must
  * outlive it), with no listening socket yet. Returns 0 and *ret (owned by the caller,
  * server_free), or -ENOMEM. */

@@ -397,6 +397,60 @@ static void test_durations(void **state)
 		}
 }
 
+static void test_max_connections_per_user(void **state)
+{
+	static const struct {
+		const char *value;
+		uint64_t n;
+		const char *error;
+	} cases[] = {
+			{"1", 1, NULL},
+			{"32", 32, NULL},
+			{"007", 7, NULL},
+			{"128", 128, NULL},
+			{"0", 0, "must be at least 1"},
+			{"000", 0, "must be at least 1"},
+			{"129", 0, "too large (at most 128)"},
+			{"99999999999999999999999", 0, "too large (at most 128)"},
+			{"-1", 0, "not a number (expected a whole number from 1 to 128)"},
+			{"+1", 0, "not a number (expected a whole number from 1 to 128)"},
+			{"abc", 0, "not a number (expected a whole number from 1 to 128)"},
+			{"5x", 0, "not a number (expected a whole number from 1 to 128)"},
+			{"1.5", 0, "not a number (expected a whole number from 1 to 128)"},
+			{"30s", 0, "not a number (expected a whole number from 1 to 128)"},
+			{"4 4", 0, "not a number (expected a whole number from 1 to 128)"},
+	};
+	const struct tmpdir *d = *state;
+	struct config c;
+
+	config_init(&c);
+	assert_int_equal(c.max_connections_per_user, 32);
+	config_done(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *e = try_value(
+				d, "daemon", "max_connections_per_user", cases[i].value, &c);
+		if (cases[i].error) {
+			assert_non_null(e);
+			assert_string_equal(e, cases[i].error);
+			assert_int_equal(c.max_connections_per_user, 32);
+		} else {
+			assert_null(e);
+			assert_int_equal(c.max_connections_per_user, cases[i].n);
+		}
+		config_done(&c);
+	}
+	/* In [regscale] it is unknown; twice is a duplicate; an error keeps the old value. */
+	expect_error(d, "[regscale]\nmax_connections_per_user = 4\n", 2,
+			"unknown key \"max_connections_per_user\" in [regscale]");
+	expect_error(d, "[daemon]\nmax_connections_per_user = 4\nmax_connections_per_user = 5\n", 3,
+			"[daemon] max_connections_per_user: duplicate key (already set on line 2)");
+	config_init(&c);
+	assert_int_equal(load(d, "[daemon]\nmax_connections_per_user = 4\n", &c, NULL, 0), 0);
+	assert_int_equal(load(d, "[daemon]\nmax_connections_per_user = 0\n", &c, NULL, 0), -EINVAL);
+	assert_int_equal(c.max_connections_per_user, 4);
+	config_done(&c);
+}
+
 static void test_login_api(void **state)
 {
 	const struct tmpdir *d = *state;
@@ -635,6 +689,8 @@ int main(void)
 					test_durations, tmpdir_setup, tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(
 					test_login_api, tmpdir_setup, tmpdir_teardown),
+			cmocka_unit_test_setup_teardown(test_max_connections_per_user, tmpdir_setup,
+					tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(test_lists, tmpdir_setup, tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(
 					test_strings, tmpdir_setup, tmpdir_teardown),

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,14 +24,17 @@ extern char **environ;
 
 struct helper_proc {
 	sd_event *event;
-	pid_t pid;
-	int in_fd;  /* helper's stdin, -EBADF once all was written */
+	pid_t pid;  /* also its process group */
+	int in_fd;  /* helper's stdin, -EBADF once all was written or none will be */
 	int out_fd; /* helper's stdout, -EBADF after EOF */
-	sd_event_source *in_io, *out_io, *child, *kill_timer;
+	sd_event_source *in_io, *out_io, *child, *kill_timer, *ready_timer;
 	struct secret *request;
 	size_t request_off;
 	struct secret *answer;
 	bool exited, killed;
+	bool ready;       /* PIPE_READY came: the request may go (in_io writes it) */
+	bool no_request;  /* something else came first, or nothing in time: never sent */
+	const char *fail; /* why the run failed although the helper exited normally */
 	siginfo_t status;
 	helper_done_t done;
 	void *userdata;
@@ -46,10 +50,12 @@ struct helper_proc *helper_free(struct helper_proc *l)
 	sd_event_source_disable_unref(l->in_io);
 	sd_event_source_disable_unref(l->out_io);
 	sd_event_source_disable_unref(l->kill_timer);
+	sd_event_source_disable_unref(l->ready_timer);
 	sd_event_source_disable_unref(l->child);
 	if (l->pid > 0 && !l->exited) {
-		/* Cancelled: the helper must not outlive the request, nor stay a zombie. */
-		(void)kill(l->pid, SIGKILL);
+		/* Cancelled: the helper (and whatever it started) must not outlive the request, nor
+		 * stay a zombie. Not yet reaped, its pid still names its group. */
+		(void)kill(-l->pid, SIGKILL);
 		(void)waitpid(l->pid, NULL, 0);
 	}
 	closep(&l->in_fd);
@@ -114,9 +120,16 @@ static void finish(struct helper_proc *l)
 	else if (si->si_code != CLD_EXITED)
 		snprintf(r.message, sizeof(r.message), "login helper crashed (signal %d)",
 				si->si_status);
+	else if (l->fail)
+		snprintf(r.message, sizeof(r.message), "%s", l->fail);
 	else if (parse_answer(l, &r) < 0)
 		r.outcome = HELPER_TRANSIENT;
-	else if ((int)r.outcome != si->si_status) {
+	else if (l->no_request && r.outcome == HELPER_OK) {
+		/* Only a refusal can come before the request: an "ok" is not an answer to it. */
+		snprintf(r.message, sizeof(r.message),
+				"login helper answered \"ok\" without asking for the request");
+		r.outcome = HELPER_TRANSIENT;
+	} else if ((int)r.outcome != si->si_status) {
 		snprintf(r.message, sizeof(r.message),
 				"login helper exited with status %d but "
 				"answered \"%s\"",
@@ -144,6 +157,49 @@ static void maybe_finish(struct helper_proc *l)
 		finish(l);
 }
 
+static int on_in(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/* The request will not be sent: the helper's stdin is closed (an empty request) and the
+ * request wiped. */
+static void forgo_request(struct helper_proc *l)
+{
+	l->no_request = true;
+	l->ready_timer = sd_event_source_disable_unref(l->ready_timer);
+	l->in_io = sd_event_source_disable_unref(l->in_io);
+	closep(&l->in_fd);
+	l->request = secret_free(l->request);
+}
+
+/* Looks at what the helper sent so far for PIPE_READY, which says it is non-dumpable and
+ * untraced. Once it is there it is dropped from the answer and the request goes out; until
+ * then no byte of it leaves the daemon. Anything else first is an answer given without the
+ * request (the helper refused): none is sent. Returns 0, or -errno when the request cannot
+ * be sent. */
+static int take_ready(struct helper_proc *l)
+{
+	const size_t n = sizeof(PIPE_READY) - 1;
+	size_t have = l->answer->len;
+
+	if (l->ready || l->no_request)
+		return 0;
+	if (memcmp(l->answer->data, PIPE_READY, have < n ? have : n) != 0 ||
+			(have < n && l->out_fd < 0)) {
+		forgo_request(l);
+		return 0;
+	}
+	if (have < n)
+		return 0;
+	memmove(l->answer->data, l->answer->data + n, have - n);
+	l->answer->len = have - n;
+	l->ready = true;
+	l->ready_timer = sd_event_source_disable_unref(l->ready_timer);
+	if (l->exited) { /* too late to ask */
+		forgo_request(l);
+		return 0;
+	}
+	return sd_event_add_io(l->event, &l->in_io, l->in_fd, EPOLLOUT, on_in, l);
+}
+
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
 	struct helper_proc *l = userdata;
@@ -151,6 +207,9 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 	l->status = *si;
 	l->exited = true;
 	l->kill_timer = sd_event_source_disable_unref(l->kill_timer);
+	/* Nothing of its group survives it. sd-event reaps the helper only after this returns,
+	 * so its pid still names its group (and cannot have been reused). */
+	(void)kill(-l->pid, SIGKILL);
 	/* A helper that exited may leave its stdout open in a grandchild; don't wait for it. */
 	if (l->out_fd >= 0) {
 		ssize_t n;
@@ -163,6 +222,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 		l->out_io = sd_event_source_disable_unref(l->out_io);
 		closep(&l->out_fd);
 	}
+	(void)take_ready(l);
 	maybe_finish(l);
 	return 0;
 }
@@ -176,7 +236,7 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	if (room == 0) {
 		log_warning("login helper answer is larger than %d bytes; killing it",
 				PIPE_MAX_ANSWER);
-		(void)kill(l->pid, SIGKILL);
+		(void)kill(-l->pid, SIGKILL);
 		l->killed = true;
 		n = 0;
 	} else
@@ -185,10 +245,16 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		return 0;
 	if (n > 0) {
 		l->answer->len += (size_t)n;
+		if (take_ready(l) < 0) {
+			log_warning("cannot send the request to login helper pid %d; killing it",
+					(int)l->pid);
+			(void)kill(-l->pid, SIGKILL);
+		}
 		return 0;
 	}
 	l->out_io = sd_event_source_disable_unref(l->out_io);
 	closep(&l->out_fd);
+	(void)take_ready(l);
 	maybe_finish(l);
 	return 0;
 }
@@ -196,7 +262,8 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 static int on_in(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct helper_proc *l = userdata;
-	ssize_t n = write(fd, l->request->data + l->request_off, l->request->len - l->request_off);
+	ssize_t n = send(fd, l->request->data + l->request_off, l->request->len - l->request_off,
+			MSG_NOSIGNAL);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
@@ -218,7 +285,21 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 	log_warning("login helper pid %d did not finish in time; killing it", (int)l->pid);
 	l->killed = true;
-	(void)kill(l->pid, SIGKILL);
+	(void)kill(-l->pid, SIGKILL);
+	return 0;
+}
+
+static int on_ready_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct helper_proc *l = userdata;
+
+	if (!l->ready && !l->no_request) {
+		log_warning("login helper pid %d was not ready within %d ms; not sending it the "
+			    "request",
+				(int)l->pid, PIPE_READY_TIMEOUT_MSEC);
+		l->fail = "login helper was not ready in time";
+		forgo_request(l);
+	}
 	return 0;
 }
 
@@ -274,7 +355,10 @@ static int spawn_helper(const char *path, int in_fd, int out_fd, pid_t *ret_pid)
 	posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &defaults);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	/* A group of its own, so that a kill reaches whatever it started too. */
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr,
+			POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 	r = -posix_spawn(ret_pid, path, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
@@ -285,6 +369,7 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
 		helper_done_t done, void *userdata, struct helper_proc **ret)
 {
 	int to_helper[2] = {-EBADF, -EBADF}, from_helper[2] = {-EBADF, -EBADF};
+	const uint64_t ready = PIPE_READY_TIMEOUT_MSEC * 1000ULL;
 	struct helper_proc *l;
 	uint64_t limit;
 	int r;
@@ -306,10 +391,16 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
 	if (r < 0)
 		goto fail;
 
-	if (pipe2(to_helper, O_CLOEXEC) < 0 || pipe2(from_helper, O_CLOEXEC) < 0) {
+	/* Sockets, not pipes: another process of our user could open a pipe through
+	 * /proc/PID/fd/N of the helper (until it is non-dumpable) and keep it to read the request
+	 * or the answer later; a socket cannot be opened that way. One direction each. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, to_helper) < 0 ||
+			socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, from_helper) < 0) {
 		r = -errno;
 		goto fail;
 	}
+	(void)shutdown(to_helper[1], SHUT_RD);
+	(void)shutdown(from_helper[0], SHUT_WR);
 	r = spawn_helper(helper_path, to_helper[0], from_helper[1], &l->pid);
 	closep(&to_helper[0]);
 	closep(&from_helper[1]);
@@ -325,9 +416,11 @@ int helper_start(sd_event *e, const char *helper_path, const struct helper_input
 	}
 	limit = (req->config->total_timeout_sec + req->config->connect_timeout_sec) * 1000000ULL +
 		LOGIN_KILL_GRACE_USEC;
+	/* The writer of the request (in_io) is added by take_ready(), once PIPE_READY came. */
 	if ((r = sd_event_add_child(e, &l->child, l->pid, WEXITED, on_child, l)) < 0 ||
-			(r = sd_event_add_io(e, &l->in_io, l->in_fd, EPOLLOUT, on_in, l)) < 0 ||
 			(r = sd_event_add_io(e, &l->out_io, l->out_fd, EPOLLIN, on_out, l)) < 0 ||
+			(r = sd_event_add_time_relative(e, &l->ready_timer, CLOCK_MONOTONIC, ready,
+					 0, on_ready_timer, l)) < 0 ||
 			(r = sd_event_add_time_relative(e, &l->kill_timer, CLOCK_MONOTONIC, limit,
 					 0, on_kill_timer, l)) < 0)
 		goto fail;

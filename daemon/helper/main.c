@@ -4,9 +4,13 @@
  * password and token stay in libsodium memory here; libcurl and OpenSSL keep copies in
  * their own buffers, which is why this runs in a short-lived, non-dumpable process.
  *
+ * It takes no secret before it is hardened: it makes itself non-dumpable, checks that no
+ * tracer is attached and only then writes PIPE_READY, the daemon's cue to send the request.
+ *
  * request.c reads the request and builds the body, http.c talks to RegScale;
  * this file runs them in order and speaks on stdin, stdout and stderr. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,14 +101,83 @@ static int write_answer(const struct helper_request *req, const struct helper_an
 	return 0;
 }
 
-static void harden(void)
+/* Returns 0, or the -errno of harden_process(). */
+static int harden(void)
 {
-	/* No core dumps and no ptrace by other processes of the same user: memory holds secrets. */
-	(void)harden_process();
+	/* No core dumps, no ptrace and no /proc/PID/{mem,fd} by other processes of the same
+	 * user: memory will hold secrets. First thing, before the request is even asked for. */
+	int r = harden_process();
 	/* libcurl would write the TLS session keys there, which decrypt the password. */
 	(void)unsetenv("SSLKEYLOGFILE");
 	/* A daemon that went away gives EPIPE, not a silent death. */
 	(void)signal(SIGPIPE, SIG_IGN);
+	return r;
+}
+
+/* Reads the TracerPid of a process from its status file (/proc/PID/status) into *ret: 0
+ * when untraced. Returns 0, or -errno (-EBADMSG: no TracerPid there). */
+static int read_tracer(const char *status_path, long *ret)
+{
+	static const char key[] = "\nTracerPid:\t";
+	_cleanup_(closep) int fd = open(status_path, O_RDONLY | O_CLOEXEC);
+	char buf[8192], *p, *end;
+	ssize_t n = fd < 0 ? -errno : loop_read(fd, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	p = strstr(buf, key);
+	if (!p)
+		return -EBADMSG;
+	p += sizeof(key) - 1;
+	errno = 0;
+	*ret = strtol(p, &end, 10);
+	return end == p || errno != 0 || *ret < 0 ? -EBADMSG : 0;
+}
+
+/* Checks that no process traces this one: a tracer attached before harden() keeps reading
+ * our memory, non-dumpable or not (none can attach after it). The one exception is a
+ * tracer of the daemon itself (strace -f of the whole service): it holds the daemon's
+ * secrets already, and no process of the daemon's user can attach to the non-dumpable
+ * daemon. Returns 0, or -EPERM with the answer set. */
+static int check_untraced(struct helper_answer *a)
+{
+	char parent[64];
+	long mine, theirs;
+	int r = read_tracer("/proc/self/status", &mine);
+
+	if (r < 0) {
+		helper_answer_set(a, HELPER_CONFIG,
+				"cannot read TracerPid from /proc/self/status: %s", strerror(-r));
+		return -EPERM;
+	}
+	if (mine == 0)
+		return 0;
+	snprintf(parent, sizeof(parent), "/proc/%d/status", (int)getppid());
+	if (read_tracer(parent, &theirs) == 0 && theirs == mine)
+		return 0;
+	helper_answer_set(a, HELPER_CONFIG,
+			"traced by process %ld, which does not trace the daemon: refusing to take "
+			"the request",
+			mine);
+	return -EPERM;
+}
+
+/* Tells the daemon it may send the request now (PIPE_READY). Returns 0 or -errno. */
+static int say_ready(void)
+{
+	static const char ready[] = PIPE_READY;
+	size_t done = 0;
+
+	while (done < sizeof(ready) - 1) {
+		ssize_t k = write(STDOUT_FILENO, ready + done, sizeof(ready) - 1 - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		done += (size_t)k;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -113,8 +186,8 @@ int main(int argc, char **argv)
 	struct helper_answer a = {.outcome = HELPER_TRANSIENT, .retry_after = -1, .expires_in = -1};
 	struct helper_request req = {0};
 	ssize_t n;
+	int hardened = harden(), r;
 
-	harden();
 	if (argc > 1) {
 		if (strcmp(argv[1], "--version") == 0) {
 			printf("regscale-token-login %s\n", RT_VERSION);
@@ -125,10 +198,20 @@ int main(int argc, char **argv)
 		return HELPER_CONFIG;
 	}
 
+	/* A failure before say_ready() is answered at once, and the daemon sends no request. */
 	if (sodium_init() < 0 || helper_http_init() < 0 ||
 			!(input = sodium_malloc(PIPE_MAX_REQUEST + 1)) ||
 			!(a.token = sodium_malloc(PIPE_MAX_TOKEN + 1))) {
 		helper_answer_set(&a, HELPER_TRANSIENT, "cannot initialise libsodium or libcurl");
+	} else if (hardened < 0) {
+		helper_answer_set(&a, HELPER_CONFIG,
+				"cannot make the process non-dumpable: %s; not taking the request",
+				strerror(-hardened));
+	} else if (check_untraced(&a) < 0) {
+		/* a says why */
+	} else if ((r = say_ready()) < 0) {
+		helper_answer_set(&a, HELPER_TRANSIENT, "cannot ask for the request: %s",
+				strerror(-r));
 	} else if ((n = loop_read(STDIN_FILENO, input, PIPE_MAX_REQUEST + 1)) < 0 ||
 			n > PIPE_MAX_REQUEST) {
 		/* One byte more than allowed was asked for, to see that the request is too large.

@@ -2,9 +2,26 @@
  * programs include, as proto/proto.h is for the socket. Change it only on both sides at once.
  *
  * One run of the helper is one exchange with RegScale:
- *   1. The daemon spawns the helper with its stdin and stdout on pipes (stderr is the
- *      daemon's log) and writes one request, then closes the pipe (end of request).
- *   2. The helper does one HTTPS exchange, writes one answer on stdout, logs one line on
+ *   1. The daemon spawns the helper in a process group of its own (the daemon kills the
+ *      whole group at the timeout and when it cancels), with its stdin and stdout on
+ *      sockets, one direction each (stderr is the daemon's log). Sockets, not pipes: another
+ *      process of the same user can open a pipe through /proc/PID/fd/N, a socket never.
+ *   2. The helper hardens itself before anything else: non-dumpable (harden_process()), then
+ *      no tracer ("TracerPid:\t0" in /proc/self/status; a tracer attached earlier would keep
+ *      its access), unless its tracer traces the daemon too (strace -f of the service: that
+ *      one has the daemon's secrets anyway). Then it writes PIPE_READY on stdout. If it
+ *      cannot, it writes an answer instead ("config" when it is traced or dumpable) and
+ *      exits without reading.
+ *   3. Only once the daemon has read PIPE_READY does it write one request, then it closes
+ *      the socket (end of request). Until then no secret exists in the helper: another
+ *      process of the daemon's user that looks early finds nothing, and later the kernel
+ *      refuses it. (Not quite: a process allowed to ptrace the helper may open its
+ *      /proc/PID/mem before harden_process() and read through it later. Installed 0711, not
+ *      readable by the daemon's user, the helper is non-dumpable from exec on.) Anything but
+ *      PIPE_READY first is the answer: no request is sent. A helper not ready within
+ *      PIPE_READY_TIMEOUT_MSEC gets no request either (its stdin is closed) and the run is
+ *      a transient failure.
+ *   4. The helper does one HTTPS exchange, writes one answer on stdout, logs one line on
  *      stderr and exits with the answer's outcome as its exit status.
  *
  * Both messages are sequences of fields "NAME LEN\nBYTES\n" (common/fields.h): binary-safe,
@@ -54,6 +71,15 @@
 
 /* Largest connect_timeout and total_timeout the helper accepts, seconds. */
 #define PIPE_MAX_TIMEOUT 3600
+
+/* What the helper writes first, hardened and untraced, to ask for the request: a field named
+ * PIPE_F_READY with an empty value. Not part of the answer that follows. */
+#define PIPE_F_READY "ready"
+#define PIPE_READY   PIPE_F_READY " 0\n\n"
+
+/* How long after the spawn the daemon waits for PIPE_READY, milliseconds. The helper says it
+ * before doing any network work, so this only allows for a slow start. */
+#define PIPE_READY_TIMEOUT_MSEC 1000
 
 /* Field names. */
 #define PIPE_F_MODE            "mode"

@@ -1,7 +1,7 @@
 /* The daemon's side of the pipe contract (daemon/helper/pipe.h): a login (or a token
  * validation) runs in a short-lived helper process, regscale-token-login, which the daemon
- * feeds through a pipe and whose answer it reads from a pipe into guarded memory. The daemon
- * never links libcurl and never parses server data itself. */
+ * feeds through a socket once it said it is ready, and whose answer it reads into guarded memory.
+ * The daemon never links libcurl and never parses server data itself. */
 #pragma once
 
 #include <stdbool.h>
@@ -45,7 +45,7 @@ struct helper_proc;
  * when this runs, and the helper object is freed after it returns. */
 typedef void (*helper_done_t)(struct helper_result *result, void *userdata);
 
-/* Spawns helper_path (stdin/stdout are pipes, stderr is inherited so its one log line
+/* Spawns helper_path (stdin/stdout are sockets, stderr is inherited so its one log line
  * lands in the daemon's log), writes req to it and watches it on e. Returns 0 and *ret
  * (owned by the caller until done runs; helper_free cancels), or -errno. *ret must stay
  * where it is while the helper runs: it is set to NULL when the helper is done or freed. */

@@ -44,6 +44,23 @@ static inline ssize_t loop_read(int fd, void *buf, size_t size)
 	return (ssize_t)n;
 }
 
+/* Writes all of buf[0..size) to fd. Returns 0, or -errno. */
+static inline int loop_write(int fd, const void *buf, size_t size)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		ssize_t k = write(fd, (const char *)buf + done, size - done);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)k;
+	}
+	return 0;
+}
+
 static inline void freep(void *p)
 {
 	free(*(void **)p);

@@ -68,7 +68,7 @@ static void log_line(const struct helper_request *req, const struct helper_answe
 static int write_answer(const struct helper_request *req, const struct helper_answer *a)
 {
 	_cleanup_(sodium_freep) char *buf = sodium_malloc(PIPE_MAX_ANSWER);
-	size_t pos = 0, done = 0;
+	size_t pos = 0;
 	const char *outcome = helper_outcome_name(a->outcome);
 
 	if (!buf)
@@ -90,15 +90,7 @@ static int write_answer(const struct helper_request *req, const struct helper_an
 					a->token_len) < 0)
 		return -ENOBUFS;
 
-	while (done < pos) {
-		ssize_t k = write(STDOUT_FILENO, buf + done, pos - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		done += (size_t)k;
-	}
-	return 0;
+	return loop_write(STDOUT_FILENO, buf, pos);
 }
 
 /* Returns 0, or the -errno of harden_process(). */
@@ -167,17 +159,8 @@ static int check_untraced(struct helper_answer *a)
 static int say_ready(void)
 {
 	static const char ready[] = PIPE_READY;
-	size_t done = 0;
 
-	while (done < sizeof(ready) - 1) {
-		ssize_t k = write(STDOUT_FILENO, ready + done, sizeof(ready) - 1 - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		done += (size_t)k;
-	}
-	return 0;
+	return loop_write(STDOUT_FILENO, ready, sizeof(ready) - 1);
 }
 
 int main(int argc, char **argv)

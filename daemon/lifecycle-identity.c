@@ -41,10 +41,7 @@ static void forget_all(struct lifecycle *lc)
 	lc_cancel(lc, LC_SLOT_CANDIDATE, "the identity changed");
 	lc_identity_clear(&lc->id);
 	lc_token_clear(&lc->tok);
-	lc_unschedule(lc);
-	lc->rejected = lc->impossible = lc->failed = false;
-	lc->retries = 0;
-	lc->probe_lifetime = 0;
+	lc_reset_failures(lc);
 	lc->last_error[0] = '\0';
 }
 
@@ -79,12 +76,9 @@ int lifecycle_configure(struct lifecycle *lc, const char *username, const struct
 
 	if (!username || !password) {
 		/* Credentials left the configuration: forget them, but not a client's login. */
-		if (lc->id.origin == LC_ORIGIN_CONFIG || lc->id.origin == LC_ORIGIN_SERVICE) {
+		if (lc->id.origin == LC_ORIGIN_CONFIG || lc->id.origin == LC_ORIGIN_SERVICE)
 			forget_all(lc);
-			snprintf(lc->last_error, sizeof(lc->last_error),
-					"no credentials: run 'regscale-token login'");
-			lc_changed(lc);
-		} else if (lc->id.origin == LC_ORIGIN_NONE && !lc->last_error[0]) {
+		if (lc->id.origin == LC_ORIGIN_NONE && !lc->last_error[0]) {
 			snprintf(lc->last_error, sizeof(lc->last_error),
 					"no credentials: run 'regscale-token login'");
 			lc_changed(lc);
@@ -92,23 +86,16 @@ int lifecycle_configure(struct lifecycle *lc, const char *username, const struct
 		return 0;
 	}
 
-	id.username = strdup(username);
-	id.url = url ? strdup(url) : NULL;
-	r = vault_seal(lc->vault, password->data, password->len, &id.password);
-	if (!id.username || (url && !id.url) || r < 0) {
-		lc_identity_clear(&id);
-		return -ENOMEM;
-	}
+	r = lc_identity_set(lc, &id, username, password->data, password->len, url);
+	if (r < 0)
+		return r;
 	same_account = lc->id.origin != LC_ORIGIN_SERVICE && same_str(lc->id.username, username) &&
 		       same_str(lc->id.url, url);
 	if (same_account) {
 		/* A new password for the account: the token stays until the login replaces it. */
 		lc_cancel(lc, LC_SLOT_IDENTITY, "the credentials changed");
 		lc_identity_clear(&lc->id);
-		lc->rejected = lc->impossible = lc->failed = false;
-		lc->retries = 0;
-		lc->probe_lifetime = 0;
-		lc_unschedule(lc);
+		lc_reset_failures(lc);
 	} else
 		forget_all(lc); /* another account or server: its token must not be served */
 	lc->id = id;
@@ -139,12 +126,7 @@ int lifecycle_set_service_token(struct lifecycle *lc, const char *token, size_t 
 			.service = true,
 			.start_boot = now->boot,
 			/* Counted from when we got it on the clock that never jumps, too. */
-			.end_boot = !claims.has_exp ? NEVER
-				    : claims.exp <= now->wall
-						    ? now->boot
-						    : now->boot + (uint64_t)(claims.exp -
-										  now->wall) *
-										      USEC,
+			.end_boot = claims.has_exp ? lc_boot_at_wall(claims.exp, now) : NEVER,
 			.has_end_wall = claims.has_exp,
 			.end_wall = claims.exp,
 	};
@@ -182,14 +164,11 @@ int lifecycle_login(struct lifecycle *lc, const char *username, const char *pass
 		*ret_reason = "another login is in progress; try again when it is done";
 		return -EBUSY;
 	}
-	id.username = strdup(username);
-	id.url = lc->id.url ? strdup(lc->id.url) : NULL;
 	id.mfa = mfa && mfa[0];
-	r = vault_seal(lc->vault, password, len, &id.password);
-	if (!id.username || (lc->id.url && !id.url) || r < 0) {
-		lc_identity_clear(&id);
+	r = lc_identity_set(lc, &id, username, password, len, lc->id.url);
+	if (r < 0) {
 		*ret_reason = "out of memory";
-		return -ENOMEM;
+		return r;
 	}
 	lc_identity_clear(&lc->candidate);
 	lc->candidate = id;

@@ -118,6 +118,23 @@ int lc_start(struct lifecycle *lc, enum lc_slot which, const struct identity *id
  * in last_error and a retry scheduled. */
 int lc_start_identity_login(struct lifecycle *lc, const char *why, const struct lc_time *now);
 
+/* Returns the boottime at which the wall clock, as it reads now, reaches wall (now's
+ * boottime when it has already). */
+uint64_t lc_boot_at_wall(int64_t wall, const struct lc_time *now);
+
+/* Returns the wall clock second at which the boottime reaches boot, rounded up (now's wall
+ * time when it has already). */
+int64_t lc_wall_at_boot(uint64_t boot, const struct lc_time *now);
+
+/* Clears what the last logins left: rejection, impossibility, failure, retries, the
+ * lifetime probe, and the schedule (last_error stays). */
+void lc_reset_failures(struct lifecycle *lc);
+
+/* Fills id (origin already set) with copies: username, password sealed, url (may be
+ * NULL). Returns 0, or -ENOMEM with id cleared. */
+int lc_identity_set(struct lifecycle *lc, struct identity *id, const char *username,
+		const char *password, size_t len, const char *url);
+
 /* Returns the boottime at which t stops being valid: the earlier of its own end and its exp
  * as the wall clock now reads. */
 uint64_t lc_effective_end(const struct token *t, const struct lc_time *now);

@@ -95,21 +95,24 @@ void lifecycle_set_error(struct lifecycle *lc, const char *fmt, ...)
 
 /* ---- deadlines ---- */
 
+uint64_t lc_boot_at_wall(int64_t wall, const struct lc_time *now)
+{
+	return wall <= now->wall ? now->boot : now->boot + (uint64_t)(wall - now->wall) * USEC;
+}
+
+int64_t lc_wall_at_boot(uint64_t boot, const struct lc_time *now)
+{
+	return now->wall + (int64_t)((boot > now->boot ? boot - now->boot + USEC - 1 : 0) / USEC);
+}
+
 /* Returns the boottime at which the token stops being valid, the earlier of its own end
  * and its exp as the wall clock now reads. */
 uint64_t lc_effective_end(const struct token *t, const struct lc_time *now)
 {
 	uint64_t end = t->end_boot;
 
-	if (t->has_end_wall) {
-		uint64_t by_wall =
-				t->end_wall <= now->wall
-						? now->boot
-						: now->boot + (uint64_t)(t->end_wall - now->wall) *
-										  USEC;
-		if (by_wall < end)
-			end = by_wall;
-	}
+	if (t->has_end_wall && lc_boot_at_wall(t->end_wall, now) < end)
+		end = lc_boot_at_wall(t->end_wall, now);
 	return end;
 }
 
@@ -160,15 +163,36 @@ static void schedule_at(
 	lc->sched = kind;
 	lc->sched_boot = boot;
 	/* For people, rounded up: the timer works on the exact boottime. */
-	lc->sched_wall = now->wall + (int64_t)((boot - now->boot + USEC - 1) / USEC);
+	lc->sched_wall = lc_wall_at_boot(boot, now);
 }
 
-/* Whether the identity can log in again without a person. */
+/* Whether the identity can log in again without a person (a service token has no
+ * credentials). */
 static bool can_refresh(const struct lifecycle *lc)
 {
-	return (lc->id.origin == LC_ORIGIN_CONFIG || lc->id.origin == LC_ORIGIN_LOGIN) &&
-	       lc->id.username && lc->id.password && !lc->id.mfa && !lc->rejected &&
+	return lc->id.username && lc->id.password && !lc->id.mfa && !lc->rejected &&
 	       !lc->impossible;
+}
+
+void lc_reset_failures(struct lifecycle *lc)
+{
+	lc->rejected = lc->impossible = lc->failed = false;
+	lc->retries = 0;
+	lc->probe_lifetime = 0;
+	lc_unschedule(lc);
+}
+
+int lc_identity_set(struct lifecycle *lc, struct identity *id, const char *username,
+		const char *password, size_t len, const char *url)
+{
+	id->username = strdup(username);
+	id->url = url ? strdup(url) : NULL;
+	if (!id->username || (url && !id->url) ||
+			vault_seal(lc->vault, password, len, &id->password) < 0) {
+		lc_identity_clear(id);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Returns the boottime at which the token is due for its refresh: when a third of its life
@@ -183,10 +207,8 @@ static uint64_t refresh_due(const struct lifecycle *lc, const struct lc_time *no
 	if (t->has_end_wall) {
 		int64_t wall_at = t->end_wall -
 				  (int64_t)((double)life / 1e6 * (1.0 - lc->refresh_frac));
-		uint64_t by_wall = wall_at <= now->wall
-						   ? now->boot
-						   : now->boot + (uint64_t)(wall_at - now->wall) *
-										     USEC;
+		uint64_t by_wall = lc_boot_at_wall(wall_at, now);
+
 		if (by_wall < at)
 			at = by_wall;
 	}
@@ -456,9 +478,7 @@ static void identity_login_done(
  * login may still succeed with. */
 static bool identity_works(const struct lifecycle *lc, const struct lc_time *now)
 {
-	return lc_token_valid(&lc->tok, now) ||
-	       (lc->id.username && lc->id.password && !lc->rejected && !lc->impossible &&
-			       !lc->id.mfa);
+	return lc_token_valid(&lc->tok, now) || can_refresh(lc);
 }
 
 /* Makes the candidate the identity (its token, if any, is already adopted). */
@@ -468,11 +488,8 @@ static void adopt_candidate(struct lifecycle *lc)
 	lc_identity_clear(&lc->id);
 	lc->id = lc->candidate;
 	lc->candidate = (struct identity){0};
-	lc->rejected = lc->impossible = lc->failed = false;
-	lc->retries = 0;
-	lc->probe_lifetime = 0;
+	lc_reset_failures(lc);
 	lc->last_error[0] = '\0';
-	lc_unschedule(lc);
 }
 
 static void candidate_login_done(
@@ -568,12 +585,7 @@ void lifecycle_clock_jumped(struct lifecycle *lc, const struct lc_time *now)
 	if (lc->sched == SCHED_REFRESH && lc->tok.sealed)
 		lc->sched_boot = refresh_due(lc, now);
 	if (lc->sched != SCHED_NONE)
-		lc->sched_wall =
-				now->wall +
-				(int64_t)((lc->sched_boot > now->boot ? lc->sched_boot - now->boot +
-											  USEC - 1
-								      : 0) /
-						USEC);
+		lc->sched_wall = lc_wall_at_boot(lc->sched_boot, now);
 	lifecycle_tick(lc, now);
 	lc_changed(lc);
 }

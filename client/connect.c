@@ -95,10 +95,7 @@ int connect_socket_path(const char *socket_opt, const char *profile_opt, char **
 
 int64_t connect_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(now_monotonic_usec() / 1000);
 }
 
 /* Waits for events on fd until deadline. Returns 0 when ready, -ETIMEDOUT, or -errno. */

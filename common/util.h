@@ -1,8 +1,11 @@
-/* Small helpers shared by every program: _cleanup_ attributes and fd ownership. */
+/* Small helpers shared by every program: _cleanup_ attributes, fd ownership, whole reads and
+ * writes, the monotonic clock. */
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f)  __attribute__((cleanup(f)))
@@ -59,6 +62,15 @@ static inline int loop_write(int fd, const void *buf, size_t size)
 		done += (size_t)k;
 	}
 	return 0;
+}
+
+/* Returns CLOCK_MONOTONIC in microseconds: the clock of timeouts and uptime. */
+static inline uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 static inline void freep(void *p)

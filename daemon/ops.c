@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/jwt.h"
@@ -28,14 +27,6 @@ struct call {
 };
 
 typedef enum proto_error (*answer_fn)(const struct request *req, struct call *call);
-
-static uint64_t now_monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
 
 static void put_null(struct json_object *o, const char *key)
 {

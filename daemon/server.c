@@ -7,7 +7,6 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -77,13 +76,6 @@ struct server {
 
 static void conn_process(struct conn *c);
 
-static uint64_t now_monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
 static struct conn *conn_free(struct conn *c);
 
 /* Frees c once it is closing and has nothing left to send or wait for. Returns NULL if

@@ -18,14 +18,6 @@
 #include "daemon/tokend.h"
 #include "proto/proto.h"
 
-static uint64_t now_monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
-
 /* ---- logins: the lifecycle's hooks ---- */
 
 static void login_done(struct tokend *d, enum lc_slot slot, struct helper_result *res)

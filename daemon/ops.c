@@ -385,7 +385,7 @@ static uint64_t wait_usec(const struct ops_env *env, const struct request *req)
 
 enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const char *line,
 		size_t len, struct secret *reply, struct ops_pending *pending,
-		uint64_t *ret_wait_usec)
+		uint64_t *ret_wait_usec, enum proto_op *ret_op)
 {
 	struct call call = {.env = env, .peer = peer, .reply = reply, .first = true};
 	struct request req;
@@ -397,6 +397,7 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 	req.secret = env->request_secret->data;
 	req.secret_size = env->request_secret->size;
 	err = request_parse(line, len, &req, &why);
+	*ret_op = err == PROTO_OK ? req.op : _PROTO_OP_MAX;
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid,
 				(unsigned)peer->ucred.uid, proto_error_name(err),

@@ -37,10 +37,11 @@ enum ops_result {
 
 /* Answers the request line[0..len) from peer. On OPS_REPLY the reply line (newline-
  * terminated) is in reply. On OPS_WAIT *pending holds what to resume with and
- * *ret_wait_usec the longest it may wait. Every problem becomes an error reply. */
+ * *ret_wait_usec the longest it may wait. *ret_op is always set: the request's op, or
+ * _PROTO_OP_MAX when the line was no valid request. Every problem becomes an error reply. */
 enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const char *line,
 		size_t len, struct secret *reply, struct ops_pending *pending,
-		uint64_t *ret_wait_usec);
+		uint64_t *ret_wait_usec, enum proto_op *ret_op);
 
 /* Answers a waiting request again, after the lifecycle changed (final = false), or because
  * its wait ran out (final = true: always OPS_REPLY). */

@@ -17,7 +17,6 @@
 #include "daemon/server.h"
 #include "proto/linebuf.h"
 #include "proto/proto.h"
-#include "proto/request.h"
 
 /* Replies a client has not read yet are kept up to this many bytes; a client that lets
  * more pile up (it pipelines requests but never reads) is disconnected. */
@@ -288,17 +287,6 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
 	}
 }
 
-/* Returns true if line is a well-formed request other than ping: what a client that merely
- * keeps its connection open does not send. (A login's password is not decoded: with no
- * buffer for it the parse fails, but a login waits, which counts as use too.) */
-static bool line_is_use(const char *line, size_t len)
-{
-	struct request req = {.secret = NULL};
-	const char *message;
-
-	return request_parse(line, len, &req, &message) == PROTO_OK && req.op != PROTO_OP_PING;
-}
-
 /* Answers every complete line held, unless replies are waiting for the client to read or
  * a request waits for a login. */
 static void conn_process(struct conn *c)
@@ -309,10 +297,12 @@ static void conn_process(struct conn *c)
 	size_t len;
 
 	while (!c->closing && !c->out && !c->waiting && linebuf_peek(&c->in, &line, &len) > 0) {
+		enum proto_op op;
 		enum ops_result res = ops_answer(
-				s->env, &c->peer, line, len, s->reply, &c->pending, &wait);
+				s->env, &c->peer, line, len, s->reply, &c->pending, &wait, &op);
 
-		if (res == OPS_WAIT || line_is_use(line, len))
+		/* A valid request other than ping is use; keeping a connection open is not. */
+		if (res == OPS_WAIT || (op != _PROTO_OP_MAX && op != PROTO_OP_PING))
 			c->last_use = now_monotonic_usec();
 		linebuf_pop(&c->in);
 		if (res == OPS_WAIT)

@@ -404,6 +404,22 @@ void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size
 	jsonw_int(w, PROTO_F_V, PROTO_VERSION);
 }
 
+int cli_connect(const struct globals *g, const char *path, int64_t timeout_ms, enum proto_op op,
+		int *ret_fd)
+{
+	_cleanup_(closep) int fd = -EBADF;
+	int r;
+
+	r = connect_open(path, timeout_ms, &fd);
+	if (r < 0)
+		return cli_fail_transport(path, timeout_ms, r);
+	r = cli_check_peer(g, path, fd, op);
+	if (r != 0)
+		return r;
+	*ret_fd = take_fd(&fd);
+	return 0;
+}
+
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep)
 {
 	_cleanup_(freep) char *path = NULL;
@@ -413,13 +429,8 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 	int r;
 
 	r = cli_socket_path(g, &path);
-	if (r == 0) {
-		r = connect_open(path, timeout_ms, &fd);
-		if (r < 0)
-			r = cli_fail_transport(path, timeout_ms, r);
-	}
 	if (r == 0)
-		r = cli_check_peer(g, path, fd, req->op);
+		r = cli_connect(g, path, timeout_ms, req->op, &fd);
 	if (r != 0) {
 		if (req->wipe)
 			explicit_bzero(req->line, req->len);

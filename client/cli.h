@@ -101,6 +101,12 @@ int cli_socket_path(const struct globals *g, char **ret_path);
  * EXIT_USAGE when the named user does not exist. */
 int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto_op op);
 
+/* Connects to path within timeout_ms and checks who serves it (cli_check_peer()) for op.
+ * Returns 0 and the connected fd in *ret_fd (the caller's), or the exit code after saying
+ * what went wrong. */
+int cli_connect(const struct globals *g, const char *path, int64_t timeout_ms, enum proto_op op,
+		int *ret_fd);
+
 /* Explains transport error r (from connect_*()) on path after timeout_ms and returns the exit
  * code for it. */
 int cli_fail_transport(const char *path, int64_t timeout_ms, int r);

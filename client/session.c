@@ -194,10 +194,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 		return r;
 	/* Connect first, as ssh-add does, so nobody types a password for a daemon that is not
 	 * there, nor for a process that we would not trust with it. */
-	r = connect_open(path, timeout_ms, &fd);
-	if (r < 0)
-		return cli_fail_transport(path, timeout_ms, r);
-	r = cli_check_peer(g, path, fd, PROTO_OP_LOGIN);
+	r = cli_connect(g, path, timeout_ms, PROTO_OP_LOGIN, &fd);
 	if (r != 0)
 		return r;
 
@@ -234,10 +231,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	if (now_s() - asked > PROMPT_KEEP_CONNECTION_S) {
 		/* The daemon may have given up on the idle connection: start afresh. */
 		closep(&fd);
-		r = connect_open(path, timeout_ms, &fd);
-		if (r < 0)
-			return cli_fail_transport(path, timeout_ms, r);
-		r = cli_check_peer(g, path, fd, PROTO_OP_LOGIN);
+		r = cli_connect(g, path, timeout_ms, PROTO_OP_LOGIN, &fd);
 		if (r != 0)
 			return r;
 	}

@@ -21,13 +21,14 @@ import os
 import pwd
 import select
 import shutil
+import signal
 import subprocess
 import time
 
 import pytest
 
 from conftest import CLIENT, base_env, run_client, wait_until
-from harness import PYTHON
+from harness import PYTHON, stop_process
 from tokens import service_token
 
 
@@ -108,6 +109,13 @@ while True:
 """
 
 
+
+def kill_and_close(proc):
+    """Kills a helper process of the test and closes its pipes."""
+    stop_process(proc, signal.SIGKILL)
+    proc.stdout.close()
+    proc.stderr.close()
+
 class Impostor:
     """IMPOSTOR run as uid:gid (nobody by default) on <workdir>/imp/default.sock."""
 
@@ -146,10 +154,7 @@ class Impostor:
                           base_env(self.workdir, **(env or {})), 15, input)
 
     def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        kill_and_close(self.proc)
 
 
 @pytest.fixture
@@ -340,10 +345,7 @@ class Hog:
         return self.last
 
     def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        kill_and_close(self.proc)
 
 
 @pytest.fixture

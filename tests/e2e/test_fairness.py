@@ -109,12 +109,12 @@ while True:
 """
 
 
-
 def kill_and_close(proc):
     """Kills a helper process of the test and closes its pipes."""
     stop_process(proc, signal.SIGKILL)
     proc.stdout.close()
     proc.stderr.close()
+
 
 class Impostor:
     """IMPOSTOR run as uid:gid (nobody by default) on <workdir>/imp/default.sock."""

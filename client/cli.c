@@ -8,8 +8,8 @@
 
 #include "client/cli.h"
 #include "client/format.h"
-#include "client/jsonw.h"
 #include "common/util.h"
+#include "proto/jsonw.h"
 #include "proto/reply.h"
 
 /* clang-format off */

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "client/connect.h"
-#include "client/jsonw.h"
+#include "proto/jsonw.h"
 #include "proto/proto.h"
 #include "proto/request.h"
 

@@ -13,10 +13,10 @@
 
 #include "client/cli.h"
 #include "client/format.h"
-#include "client/jsonw.h"
 #include "client/session.h"
 #include "common/duration.h"
 #include "common/util.h"
+#include "proto/jsonw.h"
 
 #ifndef RT_VERSION
 #error "RT_VERSION must be defined by the build (meson passes -DRT_VERSION)"

@@ -5,12 +5,12 @@
 #include <unistd.h>
 
 #include "client/format.h"
-#include "client/jsonw.h"
 #include "client/password.h"
 #include "client/session.h"
 #include "common/harden.h"
 #include "common/utf8.h"
 #include "common/util.h"
+#include "proto/jsonw.h"
 #include "proto/reply.h"
 
 /* The daemon closes a connection with no request after PROTO_DEFAULT_IDLE_TIMEOUT_SEC: a prompt

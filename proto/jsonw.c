@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client/jsonw.h"
 #include "common/utf8.h"
+#include "proto/jsonw.h"
 
 size_t jsonw_string_max(size_t len)
 {

@@ -143,6 +143,13 @@ int lifecycle_open_token(const struct lifecycle *lc, struct secret **ret)
 	return vault_open(lc->vault, lc->tok.sealed, ret);
 }
 
+ssize_t lifecycle_open_token_into(const struct lifecycle *lc, char *buf, size_t size)
+{
+	if (!lc->tok.sealed)
+		return -ENOENT;
+	return vault_open_into(lc->vault, lc->tok.sealed, buf, size);
+}
+
 void lifecycle_info(const struct lifecycle *lc, const struct lc_time *now, struct lc_info *ret)
 {
 	*ret = (struct lc_info){

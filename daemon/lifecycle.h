@@ -182,6 +182,10 @@ enum lc_get lifecycle_get(struct lifecycle *lc, int64_t min_valid, bool may_wait
  * when none is held, or -errno. */
 int lifecycle_open_token(const struct lifecycle *lc, struct secret **ret);
 
+/* Decrypts the token into buf[0..size), guarded memory of the caller's (vault_open_into()).
+ * Returns its length, -ENOENT when none is held, -ENOBUFS, or -EBADMSG. */
+ssize_t lifecycle_open_token_into(const struct lifecycle *lc, char *buf, size_t size);
+
 /* Returns the state clients see at now. */
 enum proto_state lifecycle_state(const struct lifecycle *lc, const struct lc_time *now);
 

@@ -1,9 +1,10 @@
 /* Encryption of secrets at rest in daemon memory: crypto_secretbox with a random key that
- * lives in sodium_malloc memory made inaccessible (PROT_NONE) while idle. A secret is
- * decrypted only to answer one request and wiped right after. */
+ * lives in read-only sodium_malloc memory. A secret is decrypted only to answer one request,
+ * into guarded memory, and wiped right after. */
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/secret.h"
 
@@ -27,6 +28,11 @@ int vault_seal(struct vault *v, const char *plain, size_t len, struct sealed **r
 /* Decrypts s into a new secret (owned by the caller, secret_free). Returns 0, -EBADMSG if
  * s fails authentication, or -ENOMEM. */
 int vault_open(struct vault *v, const struct sealed *s, struct secret **ret);
+
+/* Decrypts s into buf[0..size) (guarded memory of the caller's), NUL-terminated. Allocates
+ * nothing and makes no system call. Returns the plaintext length, -ENOBUFS if it does not fit
+ * with its NUL, or -EBADMSG if s fails authentication (buf then holds nothing of it). */
+ssize_t vault_open_into(struct vault *v, const struct sealed *s, char *buf, size_t size);
 
 /* Returns the plaintext length of s. */
 size_t sealed_len(const struct sealed *s);

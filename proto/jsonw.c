@@ -1,6 +1,4 @@
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "common/utf8.h"
@@ -36,6 +34,13 @@ void jsonw_begin(struct jsonw *w, char *buf, size_t size)
 	if (size > 0)
 		buf[0] = '\0';
 	put(w, "{", 1);
+}
+
+void jsonw_fragment(struct jsonw *w, char *buf, size_t size)
+{
+	*w = (struct jsonw){.buf = buf, .size = size, .fields = true};
+	if (size > 0)
+		buf[0] = '\0';
 }
 
 static void key(struct jsonw *w, const char *k)
@@ -104,13 +109,52 @@ void jsonw_string(struct jsonw *w, const char *k, const char *s, size_t len)
 	put(w, "\"", 1);
 }
 
+size_t jsonw_format_u64(uint64_t v, char *buf)
+{
+	char tmp[20];
+	size_t n = 0, len;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (len = 0; len < n; len++)
+		buf[len] = tmp[n - 1 - len];
+	buf[len] = '\0';
+	return len;
+}
+
 void jsonw_int(struct jsonw *w, const char *k, int64_t v)
 {
 	char num[24];
+	size_t n = 0;
 
 	key(w, k);
-	snprintf(num, sizeof(num), "%" PRId64, v);
-	put_str(w, num);
+	if (v < 0)
+		num[n++] = '-';
+	/* The magnitude of INT64_MIN does not fit an int64_t, but fits a uint64_t. */
+	n += jsonw_format_u64(v < 0 ? -(uint64_t)v : (uint64_t)v, num + n);
+	put(w, num, n);
+}
+
+void jsonw_bool(struct jsonw *w, const char *k, bool v)
+{
+	key(w, k);
+	put_str(w, v ? "true" : "false");
+}
+
+void jsonw_null(struct jsonw *w, const char *k)
+{
+	key(w, k);
+	put(w, "null", 4);
+}
+
+void jsonw_string_or_null(struct jsonw *w, const char *k, const char *s)
+{
+	if (s && s[0])
+		jsonw_string(w, k, s, strlen(s));
+	else
+		jsonw_null(w, k);
 }
 
 int jsonw_end(struct jsonw *w, size_t *ret_len)

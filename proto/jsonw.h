@@ -16,6 +16,11 @@ struct jsonw {
 	bool fields; /* a field was written, so the next one needs a comma */
 };
 
+/* Continues an object written elsewhere: every field appended to buf[0..size) is preceded by
+ * a comma, and nothing opens or (but jsonw_end()) closes it. For a run of fields to be
+ * copied into a line later. */
+void jsonw_fragment(struct jsonw *w, char *buf, size_t size);
+
 /* Returns the most bytes a string of len bytes takes once escaped and quoted. */
 size_t jsonw_string_max(size_t len);
 
@@ -28,6 +33,19 @@ void jsonw_string(struct jsonw *w, const char *key, const char *s, size_t len);
 
 /* Appends "key":v. */
 void jsonw_int(struct jsonw *w, const char *key, int64_t v);
+
+/* Appends "key":true or "key":false. */
+void jsonw_bool(struct jsonw *w, const char *key, bool v);
+
+/* Appends "key":null. */
+void jsonw_null(struct jsonw *w, const char *key);
+
+/* Appends "key":"s" for a non-empty s (NUL-terminated), else "key":null. */
+void jsonw_string_or_null(struct jsonw *w, const char *key, const char *s);
+
+/* Writes the decimal digits of v into buf (>= 21 bytes), NUL-terminated, without stdio.
+ * Returns their number. */
+size_t jsonw_format_u64(uint64_t v, char *buf);
 
 /* Closes the object and appends the newline. Returns 0 and the line's length (newline
  * included) in *ret_len, or the first error met while writing. */

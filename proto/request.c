@@ -192,8 +192,10 @@ static int parse_field(struct json_parser *ps, enum field f, struct request *req
 		return parse_string_field(ps, f, req->mfa, sizeof(req->mfa), NULL);
 
 	case F_PASSWORD:
-		if (!req->secret || req->secret_size == 0)
+		if (!req->secret || req->secret_size == 0) {
+			req->wants_secret = true;
 			return json_fail(ps, MSG_PASSWORD_REFUSED);
+		}
 		r = parse_string_field(ps, f, req->secret, req->secret_size, &req->secret_len);
 		if (r < 0)
 			return r;

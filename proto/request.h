@@ -30,6 +30,10 @@ struct request {
 	size_t secret_size;
 	size_t secret_len;
 	bool has_secret;
+	/* A "password" came but there was no buffer for it (secret NULL): the parse failed with
+	 * bad_request. A caller that gives memory to passwords only when one comes sets secret
+	 * and parses again. */
+	bool wants_secret;
 };
 
 /* Parses one request line (without its newline; need not be NUL-terminated) into *req,

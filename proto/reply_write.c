@@ -1,0 +1,46 @@
+/* Reply lines written with jsonw; see reply_write.h. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/reply_write.h"
+
+void reply_begin(struct jsonw *w, char *buf, size_t size, bool ok, const char *id)
+{
+	jsonw_begin(w, buf, size);
+	jsonw_bool(w, PROTO_F_OK, ok);
+	jsonw_int(w, PROTO_F_V, PROTO_VERSION);
+	if (id && id[0])
+		jsonw_string(w, PROTO_F_ID, id, strlen(id));
+}
+
+int reply_write_error(
+		char *buf, size_t size, enum proto_error err, const char *message, const char *id)
+{
+	const char *code = proto_error_name(err);
+	struct jsonw w;
+	size_t len;
+	int r;
+
+	reply_begin(&w, buf, size, false, id);
+	jsonw_string(&w, PROTO_F_ERROR, code, strlen(code));
+	message = message ? message : "";
+	jsonw_string(&w, PROTO_F_MESSAGE, message, strlen(message));
+	r = jsonw_end(&w, &len);
+	return r < 0 ? r : (int)len;
+}
+
+char *proto_format_time(long long t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (size == 0)
+		return buf;
+	buf[0] = '\0';
+	if ((long long)tt != t || !gmtime_r(&tt, &tm))
+		return buf;
+	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		buf[0] = '\0';
+	return buf;
+}

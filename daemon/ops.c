@@ -3,15 +3,15 @@
  * lifecycle events and lifecycle state into replies. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "common/jwt.h"
 #include "common/util.h"
 #include "daemon/log.h"
 #include "daemon/ops.h"
 #include "daemon/source.h"
-#include "proto/reply.h"
+#include "proto/reply_write.h"
 
 /* One answering of one request. */
 struct call {
@@ -28,75 +28,69 @@ struct call {
 
 typedef enum proto_error (*answer_fn)(const struct request *req, struct call *call);
 
-static void put_null(struct json_object *o, const char *key)
-{
-	json_object_object_add(o, key, NULL);
-}
-
-static void put_string(struct json_object *o, const char *key, const char *value)
-{
-	json_object_object_add(o, key, value && value[0] ? json_object_new_string(value) : NULL);
-}
-
-static void put_int(struct json_object *o, const char *key, int64_t value)
-{
-	json_object_object_add(o, key, json_object_new_int64(value));
-}
-
-static void put_time(struct json_object *o, const char *key, int64_t t)
-{
-	if (t <= 0)
-		put_null(o, key);
-	else
-		put_int(o, key, t);
-}
-
-/* The fields describing the held token, shared by get, status, login and refresh. */
+/* The fields describing the held token, shared by get, status, login and refresh: kind,
+ * user_id, url, expires_at, expires, and expires_in (relative to now, absent with_in false:
+ * the get reply adds it itself). */
 static void put_token_fields(
-		struct json_object *o, const struct call *call, const struct lc_info *info)
+		struct jsonw *w, const struct call *call, const struct lc_info *info, bool with_in)
 {
 	char iso[32];
 
 	if (!info->has_token) {
-		put_null(o, PROTO_F_KIND);
-		put_null(o, PROTO_F_USER_ID);
+		jsonw_null(w, PROTO_F_KIND);
+		jsonw_null(w, PROTO_F_USER_ID);
 	} else {
-		put_string(o, PROTO_F_KIND, info->service ? PROTO_KIND_SERVICE : PROTO_KIND_LOGIN);
-		put_string(o, PROTO_F_USER_ID, info->user_id);
+		jsonw_string_or_null(w, PROTO_F_KIND,
+				info->service ? PROTO_KIND_SERVICE : PROTO_KIND_LOGIN);
+		jsonw_string_or_null(w, PROTO_F_USER_ID, info->user_id);
 	}
-	put_string(o, PROTO_F_URL, call->env->config->url);
+	jsonw_string_or_null(w, PROTO_F_URL, call->env->config->url);
 	if (!info->has_token || !info->expires_at) {
-		put_null(o, PROTO_F_EXPIRES_AT);
-		put_null(o, PROTO_F_EXPIRES);
-		put_null(o, PROTO_F_EXPIRES_IN);
+		jsonw_null(w, PROTO_F_EXPIRES_AT);
+		jsonw_null(w, PROTO_F_EXPIRES);
+		jsonw_null(w, PROTO_F_EXPIRES_IN);
 		return;
 	}
-	put_int(o, PROTO_F_EXPIRES_AT, info->expires_at);
-	put_string(o, PROTO_F_EXPIRES, proto_format_time(info->expires_at, iso, sizeof(iso)));
-	put_int(o, PROTO_F_EXPIRES_IN,
-			info->expires_at > call->now.wall ? info->expires_at - call->now.wall : 0);
+	jsonw_int(w, PROTO_F_EXPIRES_AT, info->expires_at);
+	jsonw_string_or_null(
+			w, PROTO_F_EXPIRES, proto_format_time(info->expires_at, iso, sizeof(iso)));
+	if (with_in)
+		jsonw_int(w, PROTO_F_EXPIRES_IN,
+				info->expires_at > call->now.wall
+						? info->expires_at - call->now.wall
+						: 0);
 }
 
-/* Serialises obj into the reply buffer and drops it. */
-static enum proto_error finish(struct call *call, struct json_object *obj)
+static void put_time(struct jsonw *w, const char *key, int64_t t)
 {
-	int n = reply_format(obj, call->reply->data, call->reply->size);
+	if (t <= 0)
+		jsonw_null(w, key);
+	else
+		jsonw_int(w, key, t);
+}
 
-	json_object_put(obj);
-	if (n < 0)
+/* Ends the reply being written in the reply buffer. */
+static enum proto_error finish(struct call *call, struct jsonw *w)
+{
+	if (jsonw_end(w, &call->reply->len) < 0) {
+		secret_clear(call->reply);
 		return PROTO_E_INTERNAL;
-	call->reply->len = (size_t)n;
+	}
 	return PROTO_OK;
+}
+
+static void begin_ok(struct jsonw *w, const struct request *req, struct call *call)
+{
+	reply_begin(w, call->reply->data, call->reply->size, true, req->id);
 }
 
 void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id)
 {
-	static const char fallback[] = "{\"ok\":false,\"v\":1,\"error\":\"internal\","
-				       "\"message\":\"out of memory\"}\n";
-	struct json_object *obj = reply_new_error(err, message, id);
-	int n = obj ? reply_format(obj, reply->data, reply->size) : -ENOMEM;
+	static const char fallback[] =
+			"{\"ok\":false,\"v\":1,\"error\":\"internal\","
+			"\"message\":\"the reply did not fit, see the daemon log\"}\n";
+	int n = reply_write_error(reply->data, reply->size, err, message, id);
 
-	json_object_put(obj);
 	if (n < 0) {
 		memcpy(reply->data, fallback, sizeof(fallback));
 		n = (int)sizeof(fallback) - 1;
@@ -122,81 +116,146 @@ static const char *nonempty_or(const char *s, const char *fallback)
 
 static enum proto_error answer_ping(const struct request *req, struct call *call)
 {
-	struct json_object *obj = reply_new_ok(req->id);
+	struct jsonw w;
 
-	if (!obj)
-		return PROTO_E_INTERNAL;
-	json_object_object_add(obj, PROTO_F_PONG, json_object_new_boolean(1));
-	return finish(call, obj);
+	begin_ok(&w, req, call);
+	jsonw_bool(&w, PROTO_F_PONG, true);
+	return finish(call, &w);
 }
 
 static enum proto_error answer_status(const struct request *req, struct call *call)
 {
-	struct json_object *obj = reply_new_ok(req->id);
 	struct lc_info info;
+	struct jsonw w;
 	char line[256];
 
-	if (!obj)
-		return PROTO_E_INTERNAL;
 	lifecycle_info(call->env->lifecycle, &call->now, &info);
-	put_string(obj, PROTO_F_STATE, proto_state_name(info.state));
-	put_string(obj, PROTO_F_MESSAGE,
+	begin_ok(&w, req, call);
+	jsonw_string_or_null(&w, PROTO_F_STATE, proto_state_name(info.state));
+	jsonw_string_or_null(&w, PROTO_F_MESSAGE,
 			lifecycle_status_line(
 					call->env->lifecycle, &call->now, line, sizeof(line)));
-	put_token_fields(obj, call, &info);
-	put_time(obj, PROTO_F_LAST_REFRESH, info.last_refresh);
-	put_time(obj, PROTO_F_NEXT_REFRESH, info.next_refresh);
-	put_string(obj, PROTO_F_LAST_ERROR, info.last_error);
-	put_int(obj, PROTO_F_RETRIES, info.retries);
-	json_object_object_add(obj, PROTO_F_LOGIN_IN_FLIGHT,
-			json_object_new_boolean(info.login_in_flight));
-	put_string(obj, PROTO_F_VERSION, RT_VERSION);
-	put_int(obj, PROTO_F_PID, getpid());
-	put_int(obj, PROTO_F_UPTIME,
+	put_token_fields(&w, call, &info, true);
+	put_time(&w, PROTO_F_LAST_REFRESH, info.last_refresh);
+	put_time(&w, PROTO_F_NEXT_REFRESH, info.next_refresh);
+	jsonw_string_or_null(&w, PROTO_F_LAST_ERROR, info.last_error);
+	jsonw_int(&w, PROTO_F_RETRIES, info.retries);
+	jsonw_bool(&w, PROTO_F_LOGIN_IN_FLIGHT, info.login_in_flight);
+	jsonw_string_or_null(&w, PROTO_F_VERSION, RT_VERSION);
+	jsonw_int(&w, PROTO_F_PID, call->env->pid);
+	jsonw_int(&w, PROTO_F_UPTIME,
 			(int64_t)((now_monotonic_usec() - call->env->started_usec) / 1000000ULL));
-	return finish(call, obj);
+	return finish(call, &w);
 }
 
+/* Rebuilds the token's part of the get reply when it no longer describes what is held:
+ * everything from "kind" to "expires", once per token (and per clock jump or reload, which
+ * may change expires_at or url), not per request. None of it is secret. */
+static int token_fields_update(struct call *call, const struct lc_info *info)
+{
+	struct ops_token_fields *f = &call->env->token_fields;
+	const char *url = call->env->config->url ? call->env->config->url : "";
+	struct jsonw w;
+	char *text;
+	size_t len;
+
+	if (f->text && f->service == info->service && f->expires_at == info->expires_at &&
+			strcmp(f->user_id, info->user_id) == 0 && strcmp(f->url, url) == 0)
+		return 0;
+	ops_token_fields_done(f);
+	len = 256 + jsonw_string_max(strlen(info->user_id)) + jsonw_string_max(strlen(url));
+	text = malloc(len);
+	f->url = strdup(url);
+	f->user_id = strdup(info->user_id);
+	if (!text || !f->url || !f->user_id) {
+		free(text);
+		ops_token_fields_done(f);
+		return -ENOMEM;
+	}
+	jsonw_fragment(&w, text, len);
+	put_token_fields(&w, call, info, false);
+	if (w.err < 0) {
+		free(text);
+		ops_token_fields_done(f);
+		return w.err;
+	}
+	f->text = text;
+	f->len = w.len;
+	f->service = info->service;
+	f->expires_at = info->expires_at;
+	return 0;
+}
+
+/* Appends s[0..n) at buf->data + buf->len if it fits (and room bytes more). */
+static bool append(struct secret *buf, const char *s, size_t n, size_t room)
+{
+	if (n + room >= buf->size - buf->len)
+		return false;
+	memcpy(buf->data + buf->len, s, n);
+	buf->len += n;
+	return true;
+}
+
+/* The get reply: {"ok":true,"v":1[,"id":..]<token fields>,"expires_in":N,"token":"<jwt>"}.
+ * Copied from the fields built once per token, the token decrypted straight into its place
+ * in the (guarded) reply buffer: a JWT needs no JSON escaping. */
 static enum proto_error reply_token(const struct request *req, struct call *call)
 {
-	static const char key[] = ",\"" PROTO_F_TOKEN "\":\"";
-	_cleanup_(secret_freep) struct secret *token = NULL;
+	static const char head[] = "{\"" PROTO_F_OK "\":true,\"" PROTO_F_V "\":1";
+	static const char in_key[] = ",\"" PROTO_F_EXPIRES_IN "\":";
+	static const char token_key[] = ",\"" PROTO_F_TOKEN "\":\"";
+	const struct ops_token_fields *f = &call->env->token_fields;
 	struct secret *buf = call->reply;
-	struct json_object *obj;
 	struct lc_info info;
-	int n, r;
+	char num[24];
+	ssize_t n;
+	int r;
 
-	r = lifecycle_open_token(call->env->lifecycle, &token);
+	lifecycle_info(call->env->lifecycle, &call->now, &info);
+	r = token_fields_update(call, &info);
 	if (r < 0) {
-		log_error_errno(r, "cannot decrypt the held token");
+		log_error_errno(r, "cannot build the reply");
 		return PROTO_E_INTERNAL;
 	}
-	/* Checked when stored; checked again because the splice below relies on it. */
-	if (!jwt_well_formed(token->data, token->len))
-		return PROTO_E_INTERNAL;
+	buf->len = 0;
+	if (req->id[0]) {
+		struct jsonw w;
 
-	obj = reply_new_ok(req->id);
-	if (!obj)
-		return PROTO_E_INTERNAL;
-	lifecycle_info(call->env->lifecycle, &call->now, &info);
-	put_token_fields(obj, call, &info);
-	n = reply_format(obj, buf->data, buf->size);
-	json_object_put(obj);
-	/* json-c would copy the token onto the heap, so it is spliced in here instead, in
-	 * guarded memory: {...} -> {...,"token":"<jwt>"}. A JWT needs no JSON escaping. */
-	if (n < 2 || (size_t)n + token->len + sizeof(key) + 3 > buf->size ||
-			buf->data[n - 2] != '}') {
+		/* Rare enough to go through the writer: an id may need escaping. */
+		reply_begin(&w, buf->data, buf->size, true, req->id);
+		if (w.err < 0)
+			return PROTO_E_INTERNAL;
+		buf->len = w.len;
+	} else
+		(void)append(buf, head, sizeof(head) - 1, 0);
+	if (!append(buf, f->text, f->len, 0))
+		goto nobufs;
+	if (info.expires_at) {
+		size_t digits = jsonw_format_u64(
+				info.expires_at > call->now.wall
+						? (uint64_t)(info.expires_at - call->now.wall)
+						: 0,
+				num);
+		if (!append(buf, in_key, sizeof(in_key) - 1, 0) || !append(buf, num, digits, 0))
+			goto nobufs;
+	}
+	if (!append(buf, token_key, sizeof(token_key) - 1, 0))
+		goto nobufs;
+	n = lifecycle_open_token_into(
+			call->env->lifecycle, buf->data + buf->len, buf->size - buf->len);
+	if (n < 0 || !append(buf, "", 0, (size_t)n + 3)) {
+		log_error_errno(n < 0 ? (int)n : -ENOBUFS, "cannot decrypt the held token");
 		secret_clear(buf);
 		return PROTO_E_INTERNAL;
 	}
-	n -= 2;
-	memcpy(buf->data + n, key, sizeof(key) - 1);
-	n += (int)sizeof(key) - 1;
-	memcpy(buf->data + n, token->data, token->len);
-	n += (int)token->len;
-	memcpy(buf->data + n, "\"}\n", 4);
-	buf->len = (size_t)n + 3;
+	buf->len += (size_t)n;
+	(void)append(buf, "\"}\n", 3, 0);
+	buf->data[buf->len] = '\0';
 	return PROTO_OK;
+nobufs:
+	log_error("the reply to get does not fit %zu bytes", buf->size);
+	secret_clear(buf);
+	return PROTO_E_INTERNAL;
 }
 
 static enum proto_error answer_get(const struct request *req, struct call *call)
@@ -221,9 +280,9 @@ static enum proto_error answer_get(const struct request *req, struct call *call)
 /* The reply to login and refresh once the login they started or joined is over. */
 static enum proto_error login_outcome_reply(const struct request *req, struct call *call)
 {
-	struct json_object *obj;
 	enum proto_error err;
 	struct lc_info info;
+	struct jsonw w;
 
 	if (lifecycle_ticket(call->env->lifecycle, call->ticket, &err, call->msg,
 			    sizeof(call->msg)) == 0) {
@@ -236,14 +295,12 @@ static enum proto_error login_outcome_reply(const struct request *req, struct ca
 	}
 	if (err != PROTO_OK)
 		return err;
-	obj = reply_new_ok(req->id);
-	if (!obj)
-		return PROTO_E_INTERNAL;
 	lifecycle_info(call->env->lifecycle, &call->now, &info);
-	put_string(obj, PROTO_F_STATE, proto_state_name(info.state));
-	put_token_fields(obj, call, &info);
-	put_time(obj, PROTO_F_NEXT_REFRESH, info.next_refresh);
-	return finish(call, obj);
+	begin_ok(&w, req, call);
+	jsonw_string_or_null(&w, PROTO_F_STATE, proto_state_name(info.state));
+	put_token_fields(&w, call, &info, true);
+	put_time(&w, PROTO_F_NEXT_REFRESH, info.next_refresh);
+	return finish(call, &w);
 }
 
 static enum proto_error answer_login(const struct request *req, struct call *call)
@@ -265,13 +322,6 @@ static enum proto_error answer_login(const struct request *req, struct call *cal
 	}
 	if (!req->has_secret || req->secret_len == 0) {
 		snprintf(call->msg, sizeof(call->msg), "login needs a \"password\"");
-		return PROTO_E_BAD_REQUEST;
-	}
-	/* It would not fit the helper's request: refuse it here, not in a retry loop. */
-	if (req->secret_len > PIPE_MAX_PASSWORD) {
-		snprintf(call->msg, sizeof(call->msg),
-				"the password is longer than %d bytes, more than a login can carry",
-				PIPE_MAX_PASSWORD);
 		return PROTO_E_BAD_REQUEST;
 	}
 	if (!username) {
@@ -327,18 +377,16 @@ static enum proto_error answer_refresh(const struct request *req, struct call *c
 
 static enum proto_error answer_logout(const struct request *req, struct call *call)
 {
-	struct json_object *obj;
 	enum proto_error err;
+	struct jsonw w;
 
 	if ((err = require_admin(call, "log it out")) != PROTO_OK)
 		return err;
 	lifecycle_logout(call->env->lifecycle);
-	obj = reply_new_ok(req->id);
-	if (!obj)
-		return PROTO_E_INTERNAL;
-	put_string(obj, PROTO_F_STATE,
+	begin_ok(&w, req, call);
+	jsonw_string_or_null(&w, PROTO_F_STATE,
 			proto_state_name(lifecycle_state(call->env->lifecycle, &call->now)));
-	return finish(call, obj);
+	return finish(call, &w);
 }
 
 static const answer_fn answers[_PROTO_OP_MAX] = {
@@ -388,15 +436,26 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 		uint64_t *ret_wait_usec, enum proto_op *ret_op)
 {
 	struct call call = {.env = env, .peer = peer, .reply = reply, .first = true};
-	struct request req;
+	_cleanup_(secret_freep) struct secret *password = NULL;
+	struct request req = {.secret = NULL};
 	const char *why = NULL;
 	enum proto_error err;
 	enum ops_result res;
 
-	memset(&req, 0, sizeof(req));
-	req.secret = env->request_secret->data;
-	req.secret_size = env->request_secret->size;
 	err = request_parse(line, len, &req, &why);
+	if (err != PROTO_OK && req.wants_secret) {
+		/* Memory for a password only when one comes (a login): guarded, wiped and freed
+		 * once it is sealed or refused, at the end of this function. */
+		password = secret_new(PIPE_MAX_PASSWORD + 1);
+		if (!password) {
+			ops_error(reply, PROTO_E_INTERNAL, "out of memory", NULL);
+			*ret_op = _PROTO_OP_MAX;
+			return OPS_REPLY;
+		}
+		req.secret = password->data;
+		req.secret_size = password->size;
+		err = request_parse(line, len, &req, &why);
+	}
 	*ret_op = err == PROTO_OK ? req.op : _PROTO_OP_MAX;
 	if (err != PROTO_OK) {
 		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid,
@@ -409,8 +468,7 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 	log_debug("client pid %d uid %u: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
 			proto_op_name(req.op));
 	res = run(&req, &call);
-	/* The password was sealed (or refused) by now. */
-	explicit_bzero(env->request_secret->data, req.secret_len + 1);
+	/* The password was sealed (or refused) by now; secret_freep() wipes it. */
 	req.secret = NULL;
 	req.secret_len = 0;
 	req.has_secret = false;
@@ -432,4 +490,12 @@ enum ops_result ops_resume(struct ops_env *env, const struct peer *peer,
 			.ticket = pending->ticket};
 
 	return run(&pending->req, &call);
+}
+
+void ops_token_fields_done(struct ops_token_fields *f)
+{
+	free(f->text);
+	free(f->url);
+	free(f->user_id);
+	*f = (struct ops_token_fields){0};
 }

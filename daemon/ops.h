@@ -15,13 +15,33 @@
 
 struct source;
 
+/* The longest reply: a get with the longest token and its fields, or a status with the longest
+ * messages. The reply buffer is this big; a reply that would not fit is an "internal" error. */
+#define OPS_REPLY_MAX (PROTO_MAX_TOKEN + 16 * 1024)
+
+/* What of a get reply stays the same while the token does: built once per token, not per
+ * request (ops.c). Nothing secret: ordinary heap. */
+struct ops_token_fields {
+	char *text; /* ,"kind":..,"user_id":..,"url":..,"expires_at":..,"expires":.. (or nulls) */
+	size_t len;
+	/* What text was built from. */
+	bool service;
+	int64_t expires_at;
+	char *user_id;
+	char *url;
+};
+
+/* Frees what f holds; f is then empty (and rebuilt at the next get). */
+void ops_token_fields_done(struct ops_token_fields *f);
+
 /* What the ops need, wired by tokend.c; every pointer is borrowed. */
 struct ops_env {
 	struct lifecycle *lifecycle;
 	struct source *source; /* NULL unless a service token is configured */
 	const struct config *config;
-	struct secret *request_secret; /* a login request's password is decoded here */
-	uint64_t started_usec;         /* CLOCK_MONOTONIC, for uptime */
+	uint64_t started_usec;                /* CLOCK_MONOTONIC, for uptime */
+	pid_t pid;                            /* the daemon's, for status */
+	struct ops_token_fields token_fields; /* owned */
 };
 
 /* A request waiting for a login. */

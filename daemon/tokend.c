@@ -208,13 +208,9 @@ int tokend_new(sd_event *e, const char *helper_path, struct tokend **ret)
 	d->ops = (struct ops_env){
 			.lifecycle = d->lifecycle,
 			.config = &d->config,
-			.request_secret = secret_new(PROTO_MAX_LINE),
 			.started_usec = now_monotonic_usec(),
+			.pid = getpid(),
 	};
-	if (!d->ops.request_secret) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	r = sd_event_add_defer(e, &d->sync, on_sync, d);
 	if (r < 0)
 		goto fail;
@@ -250,7 +246,7 @@ struct tokend *tokend_free(struct tokend *d)
 	d->sync = sd_event_source_disable_unref(d->sync);
 	closep(&d->clock_fd);
 	d->lifecycle = lifecycle_free(d->lifecycle);
-	d->ops.request_secret = secret_free(d->ops.request_secret);
+	ops_token_fields_done(&d->ops.token_fields);
 	d->vault = vault_free(d->vault);
 	config_done(&d->config);
 	sd_event_unref(d->event);

@@ -138,9 +138,9 @@ static bool peer_in_groups(const struct idset *s, int fd, const struct ucred *pe
 	return false;
 }
 
-enum access_level access_check(const struct access *a, int fd, const struct ucred *peer)
+enum access_level access_check(const struct access *a, uid_t self, int fd, const struct ucred *peer)
 {
-	if (peer->uid == getuid() || peer->uid == 0)
+	if (peer->uid == self || peer->uid == 0)
 		return ACCESS_ADMIN;
 	if (!a)
 		return ACCESS_NONE;

@@ -37,6 +37,7 @@ struct access *access_free(struct access *a);
  * has to be reachable by them (mode 0666 in a 0755 directory; the check is done here). */
 bool access_is_shared(const struct access *a);
 
-/* Returns the level of the peer connected on fd, whose credentials are peer. A NULL a
- * allows only the daemon's own uid and root. */
-enum access_level access_check(const struct access *a, int fd, const struct ucred *peer);
+/* Returns the level of the peer connected on fd, whose credentials are peer, for a daemon
+ * running as uid self. A NULL a allows only self and root. */
+enum access_level access_check(
+		const struct access *a, uid_t self, int fd, const struct ucred *peer);

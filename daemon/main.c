@@ -109,7 +109,7 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 	char err[512];
 	int r;
 
-	r = sd_event_default(&e);
+	r = sd_event_new(&e);
 	if (r < 0) {
 		log_error_errno(r, "cannot create the event loop");
 		goto out;

@@ -38,8 +38,11 @@ struct conn {
 	struct peer peer;
 	bool privileged;   /* the daemon's own uid or root: not capped, never made room from */
 	uint64_t last_use; /* CLOCK_MONOTONIC usec: connected, or last request other than ping */
+	/* CLOCK_MONOTONIC usec at which the connection is closed: idle_timeout after its last
+	 * reply, or CLOSE_GRACE_USEC after a refusal; 0 while it waits for a login. The server's
+	 * one sweep timer acts on it, so a request costs no timer system call. */
+	uint64_t deadline;
 	sd_event_source *io;
-	sd_event_source *idle;
 	struct linebuf in;
 	struct secret *out; /* reply bytes not sent yet (may hold a token), NULL when none */
 	size_t out_off;
@@ -55,8 +58,14 @@ struct server {
 	struct ops_env *env;
 	const struct access *access; /* NULL: only the daemon's uid and root */
 	/* Reply lines are built here, in guarded memory, because a reply may carry the token.
-	 * Reused for every reply and wiped after each. */
+	 * Allocated once, reused for every reply and wiped after each. */
 	struct secret *reply;
+	uid_t uid; /* the daemon's */
+	/* Closes connections whose deadline passed. Armed for the earliest deadline when it
+	 * fires or a new deadline is earlier than the one it is armed for (sweep_at); off (0)
+	 * when there is no connection. */
+	sd_event_source *sweep;
+	uint64_t sweep_at;
 	int listen_fd;
 	sd_event_source *listen;
 	sd_event_source *accept_retry;
@@ -102,7 +111,6 @@ static struct conn *conn_free(struct conn *c)
 	s->n_conns--;
 
 	sd_event_source_disable_unref(c->io);
-	sd_event_source_disable_unref(c->idle);
 	sd_event_source_disable_unref(c->wait_timer);
 	if (c->fd >= 0)
 		close(c->fd);
@@ -183,29 +191,73 @@ static int conn_send_reply(struct conn *c)
 	return r;
 }
 
+static int on_sweep(sd_event_source *es, uint64_t usec, void *userdata);
+
+/* Arms the sweep timer for usec (CLOCK_MONOTONIC) if it is not armed for an earlier time. */
+static void sweep_arm(struct server *s, uint64_t usec)
+{
+	int r;
+
+	if (s->sweep_at && s->sweep_at <= usec)
+		return;
+	if (!s->sweep)
+		r = sd_event_add_time(s->event, &s->sweep, CLOCK_MONOTONIC, usec, 0, on_sweep, s);
+	else if ((r = sd_event_source_set_time(s->sweep, usec)) >= 0)
+		r = sd_event_source_set_enabled(s->sweep, SD_EVENT_ONESHOT);
+	if (r < 0) {
+		log_warning_errno(r, "cannot arm the idle timer; idle clients stay connected");
+		return;
+	}
+	s->sweep_at = usec;
+}
+
+/* Closes c at now + usec at the latest, unless its deadline moves again. */
+static void conn_set_deadline(struct conn *c, uint64_t usec)
+{
+	c->deadline = now_monotonic_usec() + usec;
+	sweep_arm(c->server, c->deadline);
+}
+
 static void conn_refuse(struct conn *c, enum proto_error err, const char *message)
 {
 	ops_error(c->server->reply, err, message, NULL);
 	(void)conn_send_reply(c);
 	c->closing = true;
 	/* A client that does not read even this reply is dropped soon after. */
-	(void)sd_event_source_set_time_relative(c->idle, CLOSE_GRACE_USEC);
-	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+	conn_set_deadline(c, CLOSE_GRACE_USEC);
 }
 
-static int on_conn_idle(sd_event_source *es, uint64_t usec, void *userdata)
+/* c's deadline passed. */
+static void conn_expired(struct conn *c)
 {
-	struct conn *c = userdata;
-
 	if (c->closing) {
 		conn_free(c);
-		return 0;
+		return;
 	}
 	log_info("client pid %d uid %u: closing after %d s without a request",
 			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
 			(int)c->server->env->config->idle_timeout_sec);
 	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
 	conn_maybe_free(c);
+}
+
+static int on_sweep(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct server *s = userdata;
+	uint64_t now = now_monotonic_usec(), next = 0;
+	struct conn *c, *n;
+
+	s->sweep_at = 0;
+	for (c = s->conns; c; c = n) {
+		n = c->next;
+		if (c->deadline && c->deadline <= now)
+			conn_expired(c); /* frees or refuses c only, never another connection */
+	}
+	for (c = s->conns; c; c = c->next)
+		if (c->deadline && (!next || c->deadline < next))
+			next = c->deadline;
+	if (next)
+		sweep_arm(s, next);
 	return 0;
 }
 
@@ -263,9 +315,7 @@ static void conn_replied(struct conn *c)
 {
 	if (conn_send_reply(c) < 0)
 		c->closing = true;
-	(void)sd_event_source_set_time_relative(
-			c->idle, c->server->env->config->idle_timeout_sec * 1000000ULL);
-	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+	conn_set_deadline(c, c->server->env->config->idle_timeout_sec * 1000000ULL);
 }
 
 static void conn_start_wait(struct conn *c, uint64_t usec)
@@ -273,7 +323,7 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
 	int r;
 
 	c->waiting = true;
-	(void)sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
+	c->deadline = 0; /* the wait timer decides now */
 	if (!c->wait_timer)
 		r = sd_event_add_time_relative(c->server->event, &c->wait_timer, CLOCK_MONOTONIC,
 				usec, 0, on_conn_wait_timeout, c);
@@ -510,14 +560,11 @@ int server_add_connection(struct server *s, int fd)
 	r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c);
 	if (r < 0)
 		goto fail;
-	r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
-			s->env->config->idle_timeout_sec * 1000000ULL, 0, on_conn_idle, c);
-	if (r < 0)
-		goto fail;
+	conn_set_deadline(c, s->env->config->idle_timeout_sec * 1000000ULL);
 
-	c->privileged = c->peer.ucred.uid == 0 || c->peer.ucred.uid == getuid();
+	c->privileged = c->peer.ucred.uid == 0 || c->peer.ucred.uid == s->uid;
 
-	if ((c->peer.level = access_check(s->access, fd, &c->peer.ucred)) == ACCESS_NONE) {
+	if ((c->peer.level = access_check(s->access, s->uid, fd, &c->peer.ucred)) == ACCESS_NONE) {
 		log_refusal(s, &c->peer.ucred,
 				"not the daemon's user, root, nor in allow_users/allow_groups");
 		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
@@ -581,11 +628,12 @@ int server_new(sd_event *e, struct ops_env *env, struct server **ret)
 
 	if (!s)
 		return -ENOMEM;
-	s->reply = secret_new(PROTO_MAX_LINE + PROTO_MAX_TOKEN + 1);
+	s->reply = secret_new(OPS_REPLY_MAX);
 	if (!s->reply) {
 		free(s);
 		return -ENOMEM;
 	}
+	s->uid = getuid();
 	s->event = sd_event_ref(e);
 	s->env = env;
 	s->listen_fd = -EBADF;
@@ -621,6 +669,7 @@ struct server *server_free(struct server *s)
 		conn_free(s->conns);
 	server_stop_listening(s);
 	sd_event_source_disable_unref(s->grace);
+	sd_event_source_disable_unref(s->sweep);
 	secret_free(s->reply);
 	sd_event_unref(s->event);
 	free(s);

@@ -127,14 +127,16 @@ static enum proto_error answer_status(const struct request *req, struct call *ca
 {
 	struct lc_info info;
 	struct jsonw w;
-	char line[256];
+	char line[256], checking[300] = "";
 
 	lifecycle_info(call->env->lifecycle, &call->now, &info);
 	begin_ok(&w, req, call);
 	jsonw_string_or_null(&w, PROTO_F_STATE, proto_state_name(info.state));
-	jsonw_string_or_null(&w, PROTO_F_MESSAGE,
-			lifecycle_status_line(
-					call->env->lifecycle, &call->now, line, sizeof(line)));
+	lifecycle_status_line(call->env->lifecycle, &call->now, line, sizeof(line));
+	/* The check starts after READY=1 and runs in the background: say so while it does. */
+	if (call->env->source && source_checking(call->env->source) && info.has_token)
+		snprintf(checking, sizeof(checking), "%s; RegScale is checking the token", line);
+	jsonw_string_or_null(&w, PROTO_F_MESSAGE, checking[0] ? checking : line);
 	put_token_fields(&w, call, &info, true);
 	put_time(&w, PROTO_F_LAST_REFRESH, info.last_refresh);
 	put_time(&w, PROTO_F_NEXT_REFRESH, info.next_refresh);

@@ -20,6 +20,9 @@ struct source {
 	struct lifecycle *lc;
 	const char *helper_path;
 	struct helper_proc *validation; /* validateToken in flight, NULL when none */
+	/* Starts the validation in the loop's next iteration: never before READY=1, and never
+	 * inside source_load() (start-up, a reload, a file change all just mark it). */
+	sd_event_source *validate_soon;
 	char *path;
 	bool private; /* token_file: must be the daemon's alone (not so a credential) */
 	char *dir;    /* directory watched */
@@ -72,6 +75,7 @@ struct source *source_free(struct source *s)
 	if (!s)
 		return NULL;
 	sd_event_source_disable_unref(s->inotify);
+	sd_event_source_disable_unref(s->validate_soon);
 	helper_free(s->validation);
 	sd_event_unref(s->event);
 	free(s->path);
@@ -103,20 +107,50 @@ static void on_validate_done(struct helper_result *res, void *userdata)
 	lifecycle_service_rejected(s->lc, res->message);
 }
 
-/* Asks RegScale whether token is good, in the background. */
-static void validate(struct source *s, const struct secret *token)
+/* Asks RegScale whether the token held now is good, in the background. */
+static int on_validate_soon(sd_event_source *es, void *userdata)
 {
+	struct source *s = userdata;
+	_cleanup_(secret_freep) struct secret *token = NULL;
 	struct helper_input req = {
 			.mode = HELPER_MODE_VALIDATE,
 			.config = s->config,
-			.token = token,
 	};
 	int r;
 
-	s->validation = helper_free(s->validation);
+	(void)sd_event_source_set_enabled(es, SD_EVENT_OFF);
+	r = lifecycle_open_token(s->lc, &token);
+	if (r < 0)
+		return 0; /* dropped since (logout, an expired successor): nothing to check */
+	req.token = token;
 	r = helper_start(s->event, s->helper_path, &req, on_validate_done, s, &s->validation);
 	if (r < 0)
 		log_notice("cannot check the service token with RegScale: %s", strerror(-r));
+	return 0;
+}
+
+/* Marks the token just loaded for a check with RegScale, started by on_validate_soon(). */
+static void validate(struct source *s)
+{
+	int r = 0;
+
+	s->validation = helper_free(s->validation);
+	if (!s->validate_soon)
+		r = sd_event_add_defer(s->event, &s->validate_soon, on_validate_soon, s);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s->validate_soon, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_notice("cannot check the service token with RegScale: %s", strerror(-r));
+}
+
+bool source_checking(const struct source *s)
+{
+	int enabled = SD_EVENT_OFF;
+
+	if (s->validation)
+		return true;
+	return s->validate_soon && sd_event_source_get_enabled(s->validate_soon, &enabled) >= 0 &&
+	       enabled != SD_EVENT_OFF;
 }
 
 int source_load(struct source *s)
@@ -180,7 +214,7 @@ int source_load(struct source *s)
 				escape_log(claims.user_id, user, sizeof(user)), s->path,
 				(long long)(claims.exp - now.wall));
 	if (s->config->url)
-		validate(s, token);
+		validate(s);
 	return 0;
 }
 

@@ -3,6 +3,8 @@
  * rotated token is picked up without a signal. */
 #pragma once
 
+#include <stdbool.h>
+
 #include <systemd/sd-event.h>
 
 #include "daemon/config.h"
@@ -24,11 +26,14 @@ struct source *source_free(struct source *s);
 const char *source_path(const struct source *s);
 
 /* Reads and parses the token file and hands it to the lifecycle, then checks it with
- * RegScale's validateToken in the background (unless it has expired already or no url is
- * set): a rejected token is dropped. An unreadable or invalid file is logged with its path
- * and keeps the token held so far. Returns 0 when a new token was installed, or the
- * -errno/-EINVAL of the failure. */
+ * RegScale's validateToken in the background, from the event loop's next iteration on (unless
+ * it has expired already or no url is set): a rejected token is dropped. An unreadable or invalid
+ * file is logged with its path and keeps the token held so far. Returns 0 when a new token was
+ * installed, or the -errno/-EINVAL of the failure. */
 int source_load(struct source *s);
+
+/* Returns true while the token loaded last is being checked with RegScale (or about to be). */
+bool source_checking(const struct source *s);
 
 /* Watches the token file's directory (so atomic renames are seen) and reloads when the
  * file is written, created or renamed into place. Returns 0 or -errno. */

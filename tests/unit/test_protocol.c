@@ -1,9 +1,11 @@
 /* Protocol tests: the real server and ops code on one end of a socketpair(), a test
  * client on the other, one sd_event loop driven by hand. */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,6 +211,111 @@ static void test_get_token(void **state)
 	free(token);
 }
 
+/* The get reply is copied from fields built once per token: every change of what they describe
+ * (another token, another url after a reload) must show in the next reply, and an id, which
+ * differs per request, must be escaped into it. */
+static void test_get_reply_follows_the_token(void **state)
+{
+	struct fixture *f = *state;
+	int64_t now = time(NULL);
+	char *a = make_token(now + 3600, "user-a"), *b = make_token(now + 7200, "user-b");
+	char expect[4096];
+	struct json_object *o, *v;
+	char *line;
+
+	hold_token(f->d, a);
+	o = request(f, "{\"op\":\"get\"}\n");
+	assert_string_equal(str(o, "user_id"), "user-a");
+	json_object_put(o);
+
+	hold_token(f->d, b);
+	o = request(f, "{\"op\":\"get\",\"id\":\"q\\\"1\\u0001\"}\n");
+	assert_string_equal(str(o, "token"), b);
+	assert_string_equal(str(o, "user_id"), "user-b");
+	assert_string_equal(str(o, "id"), "q\"1\x01");
+	assert_true(json_object_object_get_ex(o, "expires_at", &v));
+	assert_int_equal(json_object_get_int64(v), now + 7200);
+	assert_true(json_object_object_get_ex(o, "expires_in", &v));
+	assert_in_range(json_object_get_int64(v), 7200 - 5, 7200);
+	json_object_put(o);
+
+	free(f->d->config.url);
+	f->d->config.url = strdup("https://other.example.test/a\"b");
+	o = request(f, "{\"op\":\"get\"}\n");
+	assert_string_equal(str(o, "url"), "https://other.example.test/a\"b");
+	assert_string_equal(str(o, "user_id"), "user-b");
+	json_object_put(o);
+
+	/* Byte for byte: the fields in the documented order, nothing after the token. */
+	send_all(f, "{\"op\":\"get\"}\n", 13);
+	line = read_line(f);
+	assert_non_null(line);
+	snprintf(expect, sizeof(expect),
+			"{\"ok\":true,\"v\":1,\"kind\":\"service\",\"user_id\":\"user-b\","
+			"\"url\":\"https://other.example.test/a\\\"b\",\"expires_at\":%lld,"
+			"\"expires\":\"",
+			(long long)(now + 7200));
+	assert_memory_equal(line, expect, strlen(expect));
+	snprintf(expect, sizeof(expect), ",\"token\":\"%s\"}", b);
+	assert_true(strlen(line) > strlen(expect));
+	assert_string_equal(line + strlen(line) - strlen(expect), expect);
+	free(line);
+	free(a);
+	free(b);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(close(fd), 0);
+}
+
+/* A service token is served at once; the check with RegScale (a helper process) starts only
+ * once the event loop runs, which is after READY=1: loading it starts no process. */
+static void test_service_token_checked_after_start(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/rt-proto-XXXXXX", path[64], helper[64];
+	char *token = make_token(time(NULL) + 3600, "user-s");
+	struct json_object *o;
+	sigset_t mask;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/token", dir);
+	snprintf(helper, sizeof(helper), "%s/helper", dir);
+	write_file(path, token, 0600);
+	write_file(helper, "#!/bin/sh\nexec sleep 10\n", 0700);
+	f->d->config.token_file = strdup(path);
+	f->d->login_helper = helper;
+	/* As regscale-tokend's main() does: sd-event watches helpers with SIGCHLD blocked. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+
+	assert_int_equal(tokend_load(f->d), 0);
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+
+	o = request(f, "{\"op\":\"get\"}\n");
+	assert_string_equal(str(o, "token"), token);
+	json_object_put(o);
+	/* The loop ran: the check is under way, and status says so. */
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), 0);
+	o = request(f, "{\"op\":\"status\"}\n");
+	assert_string_equal(str(o, "state"), "valid");
+	assert_non_null(strstr(str(o, "message"), "RegScale is checking the token"));
+	json_object_put(o);
+
+	unlink(path);
+	unlink(helper);
+	rmdir(dir);
+	free(token);
+}
+
 static void test_get_expired_token_is_never_served(void **state)
 {
 	struct fixture *f = *state;
@@ -396,6 +505,10 @@ int main(void)
 			cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_get_without_token, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_get_token, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_get_reply_follows_the_token, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_service_token_checked_after_start, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_get_expired_token_is_never_served, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),

@@ -316,6 +316,49 @@ static void test_service_token_checked_after_start(void **state)
 	free(token);
 }
 
+static double monotonic_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Idle connections are closed by one sweep timer: a connection's requests keep moving its
+ * deadline, a newer connection with an earlier deadline than the one the timer is armed for
+ * (the fixture's, 30 s) still goes at its own, and it goes with idle_timeout. */
+static void test_idle_deadline_moves_with_use(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *o, *pong;
+	double start, closed;
+	char *line;
+	int sv[2];
+
+	f->d->config.idle_timeout_sec = 1;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(server_add_connection(f->d->server, sv[0]), 0);
+	close(f->fd); /* the fixture's connection: armed the timer for 30 s */
+	f->fd = sv[1];
+
+	start = monotonic_sec();
+	while (monotonic_sec() - start < 2.5) {
+		o = request(f, "{\"op\":\"ping\"}\n");
+		assert_true(json_object_object_get_ex(o, "pong", &pong));
+		json_object_put(o);
+		usleep(300 * 1000);
+	}
+	/* Quiet from here: the error line, then end of stream, about a second later. */
+	start = monotonic_sec();
+	line = read_line(f);
+	assert_non_null(line);
+	assert_non_null(strstr(line, "\"idle_timeout\""));
+	free(line);
+	assert_null(read_line(f));
+	closed = monotonic_sec() - start;
+	assert_true(closed > 0.7 && closed < 2.0);
+}
+
 static void test_get_expired_token_is_never_served(void **state)
 {
 	struct fixture *f = *state;
@@ -509,6 +552,8 @@ int main(void)
 					test_get_reply_follows_the_token, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_service_token_checked_after_start, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_idle_deadline_moves_with_use, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_get_expired_token_is_never_served, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),

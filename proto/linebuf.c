@@ -18,10 +18,68 @@ void linebuf_init(struct linebuf *b, size_t max)
 void linebuf_done(struct linebuf *b)
 {
 	if (b->data) {
-		explicit_bzero(b->data, b->size);
-		free(b->data);
+		explicit_bzero(b->data, b->lent ? b->len : b->size);
+		if (!b->lent)
+			free(b->data);
 	}
 	*b = (struct linebuf){0};
+}
+
+void linebuf_lend(struct linebuf *b, char *buf, size_t size)
+{
+	b->loan = buf;
+	b->loan_size = size < b->max ? size : b->max;
+}
+
+/* Moves what b holds into a new allocation of size bytes (>= b->len), wiping the old bytes
+ * and freeing them unless they were lent. realloc() could leave a copy behind in freed
+ * memory, so this is done by hand. Returns 0, or -ENOMEM with b unchanged. */
+static int move_to(struct linebuf *b, size_t size)
+{
+	char *data = malloc(size);
+
+	if (!data)
+		return -ENOMEM;
+	if (b->data) {
+		memcpy(data, b->data, b->len);
+		explicit_bzero(b->data, b->lent ? b->len : b->size);
+		if (!b->lent)
+			free(b->data);
+	}
+	memset(data + b->len, 0, size - b->len);
+	b->data = data;
+	b->size = size;
+	b->lent = false;
+	return 0;
+}
+
+int linebuf_keep(struct linebuf *b)
+{
+	size_t size = LINEBUF_INITIAL;
+
+	if (!b->lent)
+		return 0;
+	if (b->len == 0) {
+		b->data = NULL;
+		b->size = 0;
+		b->lent = false;
+		return 0;
+	}
+	while (size < b->len + 1 && size < b->max)
+		size *= 2;
+	if (size > b->max)
+		size = b->max;
+	if (size < b->len)
+		size = b->len;
+	if (move_to(b, size) < 0) {
+		/* The loan must end all the same: drop what it held. */
+		explicit_bzero(b->data, b->len);
+		b->data = NULL;
+		b->len = b->size = b->peek_len = b->peek_next = 0;
+		b->lent = false;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Returns the offset of the first newline held, or -1. Knows about the peeked line, whose
@@ -43,31 +101,17 @@ int linebuf_overflowed(const struct linebuf *b)
 	return b->len >= b->max && find_newline(b) < 0;
 }
 
-/* Grows the allocation to hold at least one more byte, never beyond max. realloc() could
- * leave a copy behind in freed memory, so the old block is wiped and freed by hand. */
+/* Grows the allocation to hold at least one more byte, never beyond max. */
 static int grow(struct linebuf *b)
 {
 	size_t size;
-	char *data;
 
 	if (b->size >= b->max)
 		return -ENOBUFS;
 	size = b->size < LINEBUF_INITIAL / 2 ? LINEBUF_INITIAL : b->size * 2;
 	if (size > b->max)
 		size = b->max;
-
-	data = malloc(size);
-	if (!data)
-		return -ENOMEM;
-	if (b->data) {
-		memcpy(data, b->data, b->len);
-		explicit_bzero(b->data, b->size);
-		free(b->data);
-	}
-	memset(data + b->len, 0, size - b->len);
-	b->data = data;
-	b->size = size;
-	return 0;
+	return move_to(b, size);
 }
 
 ssize_t linebuf_fill(struct linebuf *b, int fd)
@@ -79,6 +123,11 @@ ssize_t linebuf_fill(struct linebuf *b, int fd)
 	if (b->len >= b->max)
 		return find_newline(b) < 0 ? -ENOBUFS : -EBUSY;
 
+	if (!b->data && b->loan && b->loan_size > 0) {
+		b->data = b->loan;
+		b->size = b->loan_size;
+		b->lent = true;
+	}
 	if (b->len == b->size) {
 		r = grow(b);
 		if (r < 0)
@@ -140,6 +189,12 @@ void linebuf_pop(struct linebuf *b)
 	b->peek_len = 0;
 	b->peek_next = 0;
 
+	/* Lent storage goes back once nothing is held. */
+	if (b->len == 0 && b->lent) {
+		b->data = NULL;
+		b->size = 0;
+		b->lent = false;
+	}
 	/* Hand a large buffer back once it is empty: 128 idle clients need not keep 8 MiB. */
 	if (b->len == 0 && b->size > LINEBUF_INITIAL) {
 		free(b->data);

@@ -3,14 +3,20 @@
  * or freed, because a request may carry a password. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 struct linebuf {
 	char *data;
 	size_t len;  /* bytes held */
-	size_t size; /* bytes allocated */
-	size_t max;  /* longest accepted line, newline included */
+	size_t size; /* bytes allocated (or lent) */
+	/* Storage lent by linebuf_lend(), used while the buffer has none of its own; data points
+	 * into it while lent is true. */
+	char *loan;
+	size_t loan_size;
+	bool lent;
+	size_t max; /* longest accepted line, newline included */
 	/* The line linebuf_peek() returned, whose newline is already overwritten: its length
 	 * and the offset just past its newline (0 when no line is peeked). */
 	size_t peek_len;
@@ -37,6 +43,16 @@ int linebuf_peek(struct linebuf *b, char **ret_line, size_t *ret_len);
 
 /* Drops the first complete line (the one linebuf_peek() returned), wiping its bytes. */
 void linebuf_pop(struct linebuf *b);
+
+/* Lends b the storage buf[0..size) for the next linebuf_fill() when b holds nothing then:
+ * many buffers can share one, so a connection between requests holds no memory. Before buf
+ * is used for another buffer, linebuf_keep() must be called on b. */
+void linebuf_lend(struct linebuf *b, char *buf, size_t size);
+
+/* Ends a loan: what b holds in lent storage (a partial line, lines not answered yet) is moved
+ * to memory of its own, and the lent bytes are wiped. Returns 0 or -ENOMEM (b then holds
+ * nothing, and the bytes are wiped all the same). */
+int linebuf_keep(struct linebuf *b);
 
 /* Returns true when the buffer holds max bytes or more without a newline. */
 int linebuf_overflowed(const struct linebuf *b);

@@ -417,6 +417,59 @@ static void test_pop_wipes(void **state)
 	assert_memory_equal(f->b.data, "{\"op\"", 5);
 }
 
+/* A lent buffer is used while the linebuf has none of its own and handed back when the lines
+ * in it were popped; what is left unanswered moves to memory of its own, and the loan keeps
+ * nothing of it. */
+static void test_lend_and_keep(void **state)
+{
+	struct fixture *f = *state;
+	char loan[64];
+	struct linebuf other;
+
+	memset(loan, 0, sizeof(loan));
+	linebuf_lend(&f->b, loan, sizeof(loan));
+	SEND(f, "{\"op\":\"get\"}\n");
+	assert_int_equal(linebuf_fill(&f->b, f->rd), 13);
+	assert_ptr_equal(f->b.data, loan);
+	EXPECT_LINE(&f->b, "{\"op\":\"get\"}");
+	assert_null(f->b.data); /* given back by the pop */
+	assert_int_equal(linebuf_keep(&f->b), 0);
+	assert_true(all_zero(loan, sizeof(loan)));
+
+	/* A line and a half: the half moves out at keep. */
+	SEND(f, "{\"op\":\"ping\"}\n{\"op\":\"login\",\"password\":\"hu");
+	assert_true(linebuf_fill(&f->b, f->rd) > 0);
+	assert_ptr_equal(f->b.data, loan);
+	EXPECT_LINE(&f->b, "{\"op\":\"ping\"}");
+	assert_int_equal(linebuf_keep(&f->b), 0);
+	assert_true(f->b.data != loan);
+	assert_false(f->b.lent);
+	assert_true(all_zero(loan, sizeof(loan)));
+
+	/* The loan serves another buffer meanwhile. */
+	linebuf_init(&other, PROTO_MAX_LINE);
+	linebuf_lend(&other, loan, sizeof(loan));
+	SEND(f, "nter2\"}\n");
+	assert_true(linebuf_fill(&other, f->rd) > 0);
+	assert_ptr_equal(other.data, loan);
+	linebuf_done(&other);
+	assert_true(all_zero(loan, sizeof(loan)));
+	SEND(f, "nter2\"}\n");
+	assert_true(linebuf_fill(&f->b, f->rd) > 0);
+	EXPECT_LINE(&f->b, "{\"op\":\"login\",\"password\":\"hunter2\"}");
+
+	/* A line longer than the loan grows into memory of its own, the loan wiped. */
+	char longline[200];
+	memset(longline, 'x', sizeof(longline) - 1);
+	longline[sizeof(longline) - 1] = '\n';
+	send_str(f->wr, longline, sizeof(longline));
+	while (!linebuf_peek(&f->b, &(char *){NULL}, &(size_t){0}))
+		assert_true(linebuf_fill(&f->b, f->rd) > 0);
+	assert_true(f->b.data != loan);
+	assert_true(all_zero(loan, sizeof(loan)));
+	expect_line(&f->b, longline, sizeof(longline) - 1);
+}
+
 static void test_done_and_reuse(void **state)
 {
 	struct fixture *f = *state;
@@ -476,6 +529,7 @@ int main(void)
 			cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_pop_wipes, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_done_and_reuse, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_lend_and_keep, setup, teardown),
 			cmocka_unit_test(test_pipe),
 	};
 

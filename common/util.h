@@ -73,6 +73,13 @@ static inline uint64_t now_monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
+/* Frees p and returns NULL: x = mfree(x). */
+static inline void *mfree(void *p)
+{
+	free(p);
+	return NULL;
+}
+
 static inline void freep(void *p)
 {
 	free(*(void **)p);

@@ -46,10 +46,10 @@ struct conn {
 	struct linebuf in;
 	struct secret *out; /* reply bytes not sent yet (may hold a token), NULL when none */
 	size_t out_off;
-	bool closing; /* close as soon as out is drained */
-	bool waiting; /* pending waits for a login; later lines wait behind it */
-	bool wake;    /* server_wake_waiters() has yet to resume it */
-	struct ops_pending pending;
+	bool closing;                /* close as soon as out is drained */
+	bool waiting;                /* pending waits for a login; later lines wait behind it */
+	bool wake;                   /* server_wake_waiters() has yet to resume it */
+	struct ops_pending *pending; /* the request waiting for a login, NULL when none */
 	sd_event_source *wait_timer;
 };
 
@@ -61,6 +61,11 @@ struct server {
 	 * Allocated once, reused for every reply and wiped after each. */
 	struct secret *reply;
 	uid_t uid; /* the daemon's */
+	/* Every connection reads into this first (linebuf_lend()), and keeps only what is left
+	 * unanswered after its read: a connection between requests holds no buffer. */
+	char recv[4096];
+	/* ops_answer() parks a request here; a connection that waits gets a copy of its own. */
+	struct ops_pending pending;
 	/* Closes connections whose deadline passed. Armed for the earliest deadline when it
 	 * fires or a new deadline is earlier than the one it is armed for (sweep_at); off (0)
 	 * when there is no connection. */
@@ -112,6 +117,7 @@ static struct conn *conn_free(struct conn *c)
 
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->wait_timer);
+	free(c->pending);
 	if (c->fd >= 0)
 		close(c->fd);
 	linebuf_done(&c->in);
@@ -283,8 +289,10 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 		return 0;
 
 	n = linebuf_fill(&c->in, c->fd);
-	if (n == -EAGAIN)
+	if (n == -EAGAIN) {
+		(void)linebuf_keep(&c->in); /* holds nothing: just ends the loan */
 		return 0;
+	}
 	/* -ENOBUFS: a line over the limit, answered below. -EBUSY: the buffer is full of
 	 * complete lines, answered now. */
 	if (n < 0 && n != -ENOBUFS && n != -EBUSY)
@@ -301,6 +309,10 @@ static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userd
 		c->closing = true;
 		(void)sd_event_source_set_enabled(c->io, c->out ? SD_EVENT_ON : SD_EVENT_OFF);
 	}
+	/* Lines not answered yet (the client does not read, or a login is awaited) or a partial
+	 * one move out of the shared receive buffer; usually there are none. */
+	if (linebuf_keep(&c->in) < 0)
+		goto drop;
 	conn_maybe_free(c);
 	return 0;
 drop:
@@ -320,8 +332,17 @@ static void conn_replied(struct conn *c)
 
 static void conn_start_wait(struct conn *c, uint64_t usec)
 {
-	int r;
+	int r = -ENOMEM;
 
+	c->pending = malloc(sizeof(*c->pending));
+	if (!c->pending) {
+		log_warning_errno(r, "cannot park a request; answering at once");
+		(void)ops_resume(c->server->env, &c->peer, &c->server->pending, true,
+				c->server->reply);
+		conn_replied(c);
+		return;
+	}
+	*c->pending = c->server->pending;
 	c->waiting = true;
 	c->deadline = 0; /* the wait timer decides now */
 	if (!c->wait_timer)
@@ -332,7 +353,8 @@ static void conn_start_wait(struct conn *c, uint64_t usec)
 	if (r < 0) {
 		log_warning_errno(r, "cannot arm a wait timer; answering at once");
 		c->waiting = false;
-		(void)ops_resume(c->server->env, &c->peer, &c->pending, true, c->server->reply);
+		(void)ops_resume(c->server->env, &c->peer, c->pending, true, c->server->reply);
+		c->pending = mfree(c->pending);
 		conn_replied(c);
 	}
 }
@@ -349,7 +371,7 @@ static void conn_process(struct conn *c)
 	while (!c->closing && !c->out && !c->waiting && linebuf_peek(&c->in, &line, &len) > 0) {
 		enum proto_op op;
 		enum ops_result res = ops_answer(
-				s->env, &c->peer, line, len, s->reply, &c->pending, &wait, &op);
+				s->env, &c->peer, line, len, s->reply, &s->pending, &wait, &op);
 
 		/* A valid request other than ping is use; keeping a connection open is not. */
 		if (res == OPS_WAIT || (op != _PROTO_OP_MAX && op != PROTO_OP_PING))
@@ -366,9 +388,10 @@ static void conn_process(struct conn *c)
  * freed. */
 static struct conn *conn_resume(struct conn *c, bool final)
 {
-	if (ops_resume(c->server->env, &c->peer, &c->pending, final, c->server->reply) == OPS_WAIT)
+	if (ops_resume(c->server->env, &c->peer, c->pending, final, c->server->reply) == OPS_WAIT)
 		return c;
 	c->waiting = false;
+	c->pending = mfree(c->pending);
 	if (c->wait_timer)
 		(void)sd_event_source_set_enabled(c->wait_timer, SD_EVENT_OFF);
 	conn_replied(c);
@@ -547,6 +570,7 @@ int server_add_connection(struct server *s, int fd)
 	c->fd = fd;
 	c->last_use = now_monotonic_usec();
 	linebuf_init(&c->in, PROTO_MAX_LINE);
+	linebuf_lend(&c->in, s->recv, sizeof(s->recv));
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;

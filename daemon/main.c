@@ -158,11 +158,14 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 	/* A missing or bad token is not fatal: the daemon answers no_token with the reason
 	 * and picks the token up as soon as the file is fixed or a login succeeds. A secret
 	 * file other users may read or change is: it was logged with the fix. */
+	/* READY=1 before any helper process: the first login is kept until it went out. */
+	tokend_hold_logins(d, true);
 	r = tokend_load(d);
 	if (r < 0)
 		goto out;
 	tokend_update_status(d);
 	(void)sd_notify(0, "READY=1");
+	tokend_hold_logins(d, false);
 
 	r = sd_event_loop(e);
 	if (r < 0)

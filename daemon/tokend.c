@@ -47,6 +47,14 @@ static void on_candidate_login_done(struct helper_result *res, void *userdata)
 	login_done(userdata, LC_SLOT_CANDIDATE, res);
 }
 
+static void held_clear(struct held_login *h)
+{
+	free(h->username);
+	secret_free(h->password);
+	explicit_bzero(h->mfa, sizeof(h->mfa));
+	*h = (struct held_login){0};
+}
+
 static int hook_start_login(void *userdata, enum lc_slot slot, const char *username,
 		const struct secret *password, const char *mfa, const char **ret_reason)
 {
@@ -61,6 +69,22 @@ static int hook_start_login(void *userdata, enum lc_slot slot, const char *usern
 	int r;
 
 	d->helpers[slot] = helper_free(d->helpers[slot]);
+	if (d->holding) {
+		struct held_login *h = &d->held[slot];
+
+		held_clear(h);
+		h->username = strdup(username);
+		h->password = secret_new_from(password->data, password->len);
+		if (!h->username || !h->password) {
+			held_clear(h);
+			*ret_reason = "cannot keep the login for after start-up";
+			return -ENOMEM;
+		}
+		h->has_mfa = mfa != NULL;
+		snprintf(h->mfa, sizeof(h->mfa), "%s", mfa ? mfa : "");
+		h->held = true;
+		return 0;
+	}
 	r = helper_start(d->event, d->login_helper, &req,
 			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
 			d, &d->helpers[slot]);
@@ -74,6 +98,40 @@ static void hook_cancel_login(void *userdata, enum lc_slot slot)
 	struct tokend *d = userdata;
 
 	d->helpers[slot] = helper_free(d->helpers[slot]);
+	held_clear(&d->held[slot]);
+}
+
+void tokend_hold_logins(struct tokend *d, bool hold)
+{
+	d->holding = hold;
+	if (hold)
+		return;
+	for (int slot = 0; slot < _LC_SLOT_MAX; slot++) {
+		struct held_login *h = &d->held[slot];
+		struct helper_input req = {
+				.mode = HELPER_MODE_LOGIN,
+				.config = &d->config,
+				.username = h->username,
+				.password = h->password,
+				.mfa = h->has_mfa ? h->mfa : NULL,
+		};
+		struct helper_result res = {.outcome = HELPER_TRANSIENT, .retry_after = -1};
+		int r;
+
+		if (!h->held)
+			continue;
+		r = helper_start(d->event, d->login_helper, &req,
+				slot == LC_SLOT_IDENTITY ? on_identity_login_done
+							 : on_candidate_login_done,
+				d, &d->helpers[slot]);
+		held_clear(h);
+		if (r < 0) {
+			snprintf(res.message, sizeof(res.message),
+					"cannot start the login helper: %s", strerror(-r));
+			res.expires_in = -1;
+			login_done(d, (enum lc_slot)slot, &res);
+		}
+	}
 }
 
 /* Called inside lifecycle events, which may run inside a request's handler: the work is
@@ -239,8 +297,10 @@ struct tokend *tokend_free(struct tokend *d)
 	d->server = server_free(d->server);
 	d->source = source_free(d->source);
 	d->access = access_free(d->access);
-	for (int i = 0; i < _LC_SLOT_MAX; i++)
+	for (int i = 0; i < _LC_SLOT_MAX; i++) {
 		d->helpers[i] = helper_free(d->helpers[i]);
+		held_clear(&d->held[i]);
+	}
 	d->wakeup = sd_event_source_disable_unref(d->wakeup);
 	d->clock_set = sd_event_source_disable_unref(d->clock_set);
 	d->sync = sd_event_source_disable_unref(d->sync);

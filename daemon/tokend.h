@@ -28,6 +28,16 @@ struct tokend {
 	struct access *access;    /* NULL: only the daemon's uid and root */
 	const char *login_helper; /* path of regscale-token-login */
 	struct helper_proc *helpers[_LC_SLOT_MAX];
+	/* While starting (tokend_hold_logins()), a login the lifecycle starts waits here for
+	 * READY=1 to go out first; then it is started for real. */
+	bool holding;
+	struct held_login {
+		bool held;
+		char *username;
+		struct secret *password;
+		char mfa[PROTO_MAX_MFA + 1];
+		bool has_mfa;
+	} held[_LC_SLOT_MAX];
 	sd_event_source *wakeup;    /* CLOCK_BOOTTIME: the lifecycle's next due moment */
 	sd_event_source *clock_set; /* the wall clock was set */
 	sd_event_source *sync;      /* deferred: re-arm, STATUS=, wake waiters */
@@ -42,6 +52,12 @@ int tokend_new(sd_event *e, const char *helper_path, struct tokend **ret);
 
 /* Wipes every secret, frees servers, sources and timers. Accepts NULL, returns NULL. */
 struct tokend *tokend_free(struct tokend *d);
+
+/* hold true: logins the lifecycle starts from now on (the first one, at tokend_load()) are
+ * kept, not started. hold false: starts the ones kept, reporting a helper that cannot be
+ * started as a failed login. The start-up sends READY=1 in between, so that no helper
+ * process is spawned before the daemon is ready. */
+void tokend_hold_logins(struct tokend *d, bool hold);
 
 /* Sets up the token source of d->config, at start and on reload: a service token
  * (token_file or the credential "token"), else the configured password identity. A missing

@@ -316,6 +316,60 @@ static void test_service_token_checked_after_start(void **state)
 	free(token);
 }
 
+/* A password login configured at start is kept until READY=1 went out (main() releases it
+ * right after): loading starts no helper process; releasing does, and a helper that cannot
+ * be started is a failed login to retry, not a start-up failure. */
+static void test_first_login_waits_for_ready(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/rt-proto-XXXXXX", path[64], helper[64];
+	struct json_object *o;
+	sigset_t mask;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/password", dir);
+	snprintf(helper, sizeof(helper), "%s/helper", dir);
+	write_file(path, "hunter2\n", 0600);
+	write_file(helper, "#!/bin/sh\nexec sleep 10\n", 0700);
+	f->d->config.password_file = strdup(path);
+	f->d->config.username = strdup("alice");
+	f->d->login_helper = helper;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+
+	tokend_hold_logins(f->d, true);
+	assert_int_equal(tokend_load(f->d), 0);
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	o = request(f, "{\"op\":\"status\"}\n");
+	assert_string_equal(str(o, "state"), "logging_in");
+	json_object_put(o);
+
+	tokend_hold_logins(f->d, false);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), 0);
+
+	/* Once more with a helper that is not there. */
+	f->d->login_helper = "/nonexistent/regscale-token-login";
+	tokend_hold_logins(f->d, true);
+	assert_int_equal(tokend_reload(f->d), 0); /* no config file: the same credentials */
+	o = request(f, "{\"op\":\"logout\"}\n");
+	json_object_put(o);
+	free(f->d->config.username);
+	f->d->config.username = strdup("bob");
+	assert_int_equal(tokend_reload(f->d), 0);
+	tokend_hold_logins(f->d, false);
+	o = request(f, "{\"op\":\"status\"}\n");
+	assert_string_equal(str(o, "state"), "retrying");
+	assert_non_null(strstr(str(o, "last_error"), "cannot start the login helper"));
+	json_object_put(o);
+
+	unlink(path);
+	unlink(helper);
+	rmdir(dir);
+}
+
 static double monotonic_sec(void)
 {
 	struct timespec ts;
@@ -554,6 +608,8 @@ int main(void)
 					test_service_token_checked_after_start, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_idle_deadline_moves_with_use, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_first_login_waits_for_ready, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_get_expired_token_is_never_served, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),

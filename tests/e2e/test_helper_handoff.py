@@ -368,9 +368,11 @@ def test_same_uid_process_cannot_read_the_token_to_validate(world):
         # The validation of the start must be over, or the first refresh supersedes it.
         assert wait_until(lambda: world.server.control.stats()["validate_ok"] >= 1, 10)
         assert wait_until(lambda: not d.children(), 5), "first validation still running"
-        for _ in range(VALIDATIONS):
-            # A refresh re-reads the token file and asks RegScale about it again.
+        for i in range(VALIDATIONS):
+            # A refresh re-reads the token file and asks RegScale about it again, from the
+            # loop's next turn on (after the reply): wait for the answer, then the exit.
             assert d.rpc({"op": "refresh"})["ok"] is True
+            assert wait_until(lambda: world.server.control.stats()["validate_ok"] >= i + 2, 10)
             assert wait_until(lambda: not d.children(), 5), "validation still running"
     finally:
         helpers = attacker.finish() if attacker.proc.poll() is None else {}

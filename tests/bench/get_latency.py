@@ -114,7 +114,7 @@ def main():
     os.environ.setdefault("RT_DAEMON", os.path.join(build, "daemon", "regscale-tokend"))
     os.environ.setdefault("RT_CLIENT", os.path.join(build, "client", "regscale-token"))
     os.environ.setdefault("RT_LOGIN_HELPER",
-                          os.path.join(build, "daemon", "regscale-token-login"))
+                          os.path.join(build, "daemon", "helper", "regscale-token-login"))
     for k in ("RT_DAEMON", "RT_LOGIN_HELPER"):
         if not os.access(os.environ[k], os.X_OK):
             sys.exit("no executable %s (%s); build first or pass --build" % (

@@ -522,6 +522,31 @@ static bool make_room(struct server *s, struct conn *c, uint64_t now)
 	return true;
 }
 
+/* Frees the connections between requests whose client has hung up without the daemon having
+ * read the end of stream yet (a client that connects per request closes and connects again
+ * faster than the loop gets to its EOF). Only called when no slot is left. Returns how many
+ * went. */
+static unsigned reap_hung_up(struct server *s, struct conn *c)
+{
+	struct conn *x, *next;
+	unsigned n = 0;
+
+	for (x = s->conns; x; x = next) {
+		char byte;
+		ssize_t r;
+
+		next = x->next;
+		if (x == c || x->out || x->waiting || x->in.len > 0)
+			continue;
+		r = recv(x->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_free(x);
+			n++;
+		}
+	}
+	return n;
+}
+
 /* Decides whether c, just connected, gets a slot: the daemon's uid and root may take any of
  * PROTO_MAX_CLIENTS; every other uid at most max_connections_per_user, and together no
  * more than PROTO_MAX_CLIENTS - SERVER_RESERVED_CLIENTS. When there is no slot, one is made
@@ -529,14 +554,25 @@ static bool make_room(struct server *s, struct conn *c, uint64_t now)
 static const char *admit(struct server *s, struct conn *c, char *buf, size_t size)
 {
 	uint64_t cap = s->env->config->max_connections_per_user, now = now_monotonic_usec();
-	unsigned total = 0, others = 0, same = 0;
+	unsigned total, others, same;
+	bool full, reaped = false;
 
+again:
+	total = others = same = 0;
 	for (struct conn *x = s->conns; x; x = x->next) {
 		if (x == c || x->closing)
 			continue;
 		total++;
 		others += x->privileged ? 0 : 1;
 		same += x->peer.ucred.uid == c->peer.ucred.uid ? 1 : 0;
+	}
+	full = (!c->privileged && same >= cap) || total >= PROTO_MAX_CLIENTS ||
+	       (!c->privileged && others >= PROTO_MAX_CLIENTS - SERVER_RESERVED_CLIENTS);
+	if (full && !reaped) {
+		/* Connections already gone do not count: look once. */
+		reaped = true;
+		if (reap_hung_up(s, c) > 0)
+			goto again;
 	}
 	if (!c->privileged && same >= cap) {
 		snprintf(buf, size,

@@ -413,6 +413,32 @@ static void test_idle_deadline_moves_with_use(void **state)
 	assert_true(closed > 0.7 && closed < 2.0);
 }
 
+/* Clients that connect per request hang up faster than the loop reads their end of stream:
+ * with every slot held by such gone connections, a newcomer is served all the same. */
+static void test_gone_connections_make_room(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *o, *pong;
+	int sv[2];
+
+	close(f->fd); /* the fixture's connection, gone too */
+	for (int i = 1; i < PROTO_MAX_CLIENTS; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+						 sv),
+				0);
+		assert_int_equal(server_add_connection(f->d->server, sv[0]), 0);
+		close(sv[1]);
+	}
+	assert_int_equal(server_n_connections(f->d->server), PROTO_MAX_CLIENTS);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(server_add_connection(f->d->server, sv[0]), 0);
+	f->fd = sv[1];
+	o = request(f, "{\"op\":\"ping\"}\n");
+	assert_true(json_object_object_get_ex(o, "pong", &pong));
+	json_object_put(o);
+	assert_int_equal(server_n_connections(f->d->server), 1);
+}
+
 static void test_get_expired_token_is_never_served(void **state)
 {
 	struct fixture *f = *state;
@@ -610,6 +636,8 @@ int main(void)
 					test_idle_deadline_moves_with_use, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_first_login_waits_for_ready, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_gone_connections_make_room, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_get_expired_token_is_never_served, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),

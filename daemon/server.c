@@ -22,6 +22,13 @@
  * more pile up (it pipelines requests but never reads) is disconnected. */
 #define CONN_MAX_PENDING (4 * PROTO_MAX_LINE)
 
+/* Connection sockets are edge-triggered: epoll reports a socket when bytes arrive, not at
+ * every turn of the loop while it stays readable. sd-event dispatches one source per turn
+ * and calls epoll_wait() before each, so with level-triggered sockets every turn returned
+ * every busy connection: the cost of a request grew with the number of clients. */
+#define CONN_IN  (EPOLLIN | EPOLLRDHUP | EPOLLET)
+#define CONN_OUT (EPOLLOUT | EPOLLET)
+
 /* How long the daemon waits for pending replies to drain on shutdown. */
 #define SHUTDOWN_GRACE_USEC (2 * 1000000ULL)
 
@@ -46,9 +53,11 @@ struct conn {
 	struct linebuf in;
 	struct secret *out; /* reply bytes not sent yet (may hold a token), NULL when none */
 	size_t out_off;
-	bool closing;                /* close as soon as out is drained */
-	bool waiting;                /* pending waits for a login; later lines wait behind it */
-	bool wake;                   /* server_wake_waiters() has yet to resume it */
+	bool closing; /* close as soon as out is drained */
+	bool waiting; /* pending waits for a login; later lines wait behind it */
+	bool unread;  /* bytes may be left in the socket: read once lines are answered */
+	bool hup;     /* the client shut down its side: read on to the end of stream */
+	bool wake;    /* server_wake_waiters() has yet to resume it */
 	struct ops_pending *pending; /* the request waiting for a login, NULL when none */
 	sd_event_source *wait_timer;
 };
@@ -180,7 +189,7 @@ static int conn_send(struct conn *c, const char *data, size_t len)
 	secret_free(c->out);
 	c->out = out;
 	c->out_off = 0;
-	r = sd_event_source_set_io_events(c->io, EPOLLOUT);
+	r = sd_event_source_set_io_events(c->io, CONN_OUT);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
 	return r < 0 ? r : 0;
@@ -267,56 +276,81 @@ static int on_sweep(sd_event_source *es, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* Reads what the socket holds and answers it. Returns NULL if c was freed. */
+static struct conn *conn_read(struct conn *c)
+{
+	ssize_t n;
+
+	do {
+		n = linebuf_fill(&c->in, c->fd);
+		if (n == -EAGAIN)
+			break;
+		/* -ENOBUFS: a line over the limit, answered below. -EBUSY: the buffer is full
+		 * of complete lines, answered now. */
+		if (n < 0 && n != -ENOBUFS && n != -EBUSY)
+			return conn_free(c);
+		conn_process(c);
+		if (!c->closing && linebuf_overflowed(&c->in)) {
+			log_notice("client pid %d uid %u: request longer than %d bytes, closing",
+					(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
+					PROTO_MAX_LINE);
+			conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
+		}
+		if (n == 0) {
+			/* End of stream: answer what came, then close. */
+			c->closing = true;
+			(void)sd_event_source_set_enabled(
+					c->io, c->out ? SD_EVENT_ON : SD_EVENT_OFF);
+		}
+		/* A read that filled the buffer may have left bytes behind: the socket is
+		 * edge-triggered, so read on (while blocked too: up to the line limit). */
+	} while (!c->closing && n > 0 && (c->in.more || c->hup));
+	/* Bytes left in the socket behind a buffer full of lines not answered yet: read
+	 * once they are (conn_unblocked()), as no new edge will come for them. */
+	c->unread = !c->closing && (n == -EBUSY || (n > 0 && (c->in.more || c->hup)));
+	/* Lines not answered yet (the client does not read, or a login is awaited) or a partial
+	 * one move out of the shared receive buffer; usually there are none. */
+	if (linebuf_keep(&c->in) < 0)
+		return conn_free(c);
+	return conn_maybe_free(c);
+}
+
+/* c may answer lines again (its replies drained, its wait is over): answers what it holds
+ * and reads what it left in the socket. Returns NULL if c was freed. */
+static struct conn *conn_unblocked(struct conn *c)
+{
+	conn_process(c);
+	if (c->unread && !c->closing && !c->out && !c->waiting)
+		return conn_read(c);
+	return conn_maybe_free(c);
+}
+
 static int on_conn_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
 {
 	struct conn *c = userdata;
-	ssize_t n;
 	int r;
 
 	if (revents & EPOLLOUT) {
 		r = conn_flush(c);
-		if (r < 0)
-			goto drop;
+		if (r < 0) {
+			conn_free(c);
+			return 0;
+		}
 		if (r == 0)
 			return 0;
-		if (sd_event_source_set_io_events(c->io, EPOLLIN) < 0)
-			goto drop;
-		conn_process(c); /* lines that waited while the client was not reading */
-		conn_maybe_free(c);
+		if (sd_event_source_set_io_events(c->io, CONN_IN) < 0) {
+			conn_free(c);
+			return 0;
+		}
+		conn_unblocked(c); /* lines that waited while the client was not reading */
 		return 0;
 	}
-	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		return 0;
-
-	n = linebuf_fill(&c->in, c->fd);
-	if (n == -EAGAIN) {
-		(void)linebuf_keep(&c->in); /* holds nothing: just ends the loan */
-		return 0;
-	}
-	/* -ENOBUFS: a line over the limit, answered below. -EBUSY: the buffer is full of
-	 * complete lines, answered now. */
-	if (n < 0 && n != -ENOBUFS && n != -EBUSY)
-		goto drop;
-	conn_process(c);
-	if (!c->closing && linebuf_overflowed(&c->in)) {
-		log_notice("client pid %d uid %u: request longer than %d bytes, closing",
-				(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
-				PROTO_MAX_LINE);
-		conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
-	}
-	if (n == 0) {
-		/* End of stream: answer what came, then close. */
-		c->closing = true;
-		(void)sd_event_source_set_enabled(c->io, c->out ? SD_EVENT_ON : SD_EVENT_OFF);
-	}
-	/* Lines not answered yet (the client does not read, or a login is awaited) or a partial
-	 * one move out of the shared receive buffer; usually there are none. */
-	if (linebuf_keep(&c->in) < 0)
-		goto drop;
-	conn_maybe_free(c);
-	return 0;
-drop:
-	conn_free(c);
+	/* The end of stream may come with the last request in one edge: a short read of that
+	 * request must not be the last read. */
+	if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hup = true;
+	if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		conn_read(c);
 	return 0;
 }
 
@@ -395,8 +429,7 @@ static struct conn *conn_resume(struct conn *c, bool final)
 	if (c->wait_timer)
 		(void)sd_event_source_set_enabled(c->wait_timer, SD_EVENT_OFF);
 	conn_replied(c);
-	conn_process(c);
-	return conn_maybe_free(c);
+	return conn_unblocked(c);
 }
 
 static int on_conn_wait_timeout(sd_event_source *es, uint64_t usec, void *userdata)
@@ -617,7 +650,7 @@ int server_add_connection(struct server *s, int fd)
 		r = log_warning_errno(-errno, "cannot read the credentials of a new client");
 		goto fail;
 	}
-	r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c);
+	r = sd_event_add_io(s->event, &c->io, fd, CONN_IN, on_conn_io, c);
 	if (r < 0)
 		goto fail;
 	conn_set_deadline(c, s->env->config->idle_timeout_sec * 1000000ULL);

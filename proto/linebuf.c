@@ -141,6 +141,7 @@ ssize_t linebuf_fill(struct linebuf *b, int fd)
 		if (n < 0 && errno == ENOTSOCK)
 			n = read(fd, b->data + b->len, room);
 	} while (n < 0 && errno == EINTR);
+	b->more = n > 0 && (size_t)n == room;
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 

@@ -16,6 +16,9 @@ struct linebuf {
 	char *loan;
 	size_t loan_size;
 	bool lent;
+	/* The last linebuf_fill() read as much as it had room for: the fd may hold more. A
+	 * shorter read emptied a socket's receive queue (at that moment). */
+	bool more;
 	size_t max; /* longest accepted line, newline included */
 	/* The line linebuf_peek() returned, whose newline is already overwritten: its length
 	 * and the offset just past its newline (0 when no line is peeked). */

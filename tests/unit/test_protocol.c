@@ -557,6 +557,103 @@ static void test_pipelined_requests_in_one_write(void **state)
 	}
 }
 
+/* The sockets are edge-triggered: a pipelined stream far larger than the receive buffer and
+ * the socket buffers is answered line by line all the same. First the client sends without
+ * reading until nothing moves (the daemon's replies back up, its line buffer fills with
+ * lines it cannot answer, bytes stay in the socket), then it reads while sending the rest:
+ * no edge comes for the bytes left behind, so the daemon must remember to read them. */
+/* The sockets are edge-triggered: a pipelined stream far larger than the receive buffer and
+ * the socket buffers is answered line by line all the same. The client sends without reading
+ * until nothing moves (the daemon's replies back up and it stops reading), then reads every
+ * reply while sending the rest. */
+static void test_pipelined_flood_is_answered_in_full(void **state)
+{
+	enum { N = 20000 };
+	struct fixture *f = *state;
+	static char lines[N * 40], in[64 * 1024];
+	size_t len = 0, sent = 0, held = 0;
+	int got = 0, stuck = 0;
+	double start = monotonic_sec();
+
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(lines + len, sizeof(lines) - len,
+				"{\"op\":\"ping\",\"id\":%d}\n", i);
+	while (stuck < 5) {
+		ssize_t n = send(f->fd, lines + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0)
+			sent += (size_t)n;
+		stuck = n > 0 ? 0 : stuck + 1;
+		assert_true(sd_event_run(f->e, 0) >= 0);
+	}
+	assert_true(sent < len); /* it did back up */
+	while (got < N) {
+		ssize_t n;
+		char *nl;
+
+		if (sent < len) {
+			n = send(f->fd, lines + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		n = recv(f->fd, in + held, sizeof(in) - held, MSG_DONTWAIT);
+		assert_true(n != 0);
+		if (n > 0)
+			held += (size_t)n;
+		while ((nl = memchr(in, '\n', held))) {
+			char want[32];
+
+			*nl = '\0';
+			snprintf(want, sizeof(want), "\"id\":\"%d\"", got++);
+			assert_non_null(strstr(in, want));
+			held -= (size_t)(nl + 1 - in);
+			memmove(in, nl + 1, held);
+		}
+		assert_true(sd_event_run(f->e, n > 0 ? 0 : 10 * 1000) >= 0);
+		assert_true(monotonic_sec() - start < 20);
+	}
+}
+
+/* Behind a get that waits for a login, large requests fill the daemon's line buffer with
+ * lines it cannot answer yet, and the rest stays in the socket, for which no edge comes
+ * again: once the wait is over and the lines answered, the daemon must read the rest. */
+static void test_requests_behind_a_waiting_get(void **state)
+{
+	enum { BIG = 6, PAD = 16000 };
+	struct fixture *f = *state;
+	char dir[] = "/tmp/rt-proto-XXXXXX", path[64];
+	static char lines[BIG * (PAD + 64)];
+	size_t len;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/password", dir);
+	write_file(path, "hunter2\n", 0600);
+	f->d->config.password_file = strdup(path);
+	f->d->config.username = strdup("alice");
+	tokend_hold_logins(f->d, true); /* a login in flight that never ends */
+	assert_int_equal(tokend_load(f->d), 0);
+
+	len = (size_t)snprintf(lines, sizeof(lines), "{\"op\":\"get\",\"wait\":1}\n");
+	for (int i = 0; i < BIG; i++) {
+		len += (size_t)snprintf(lines + len, sizeof(lines) - len,
+				"{\"op\":\"ping\",\"id\":%d,\"pad\":\"", i);
+		memset(lines + len, 'x', PAD);
+		len += PAD;
+		len += (size_t)snprintf(lines + len, sizeof(lines) - len, "\"}\n");
+	}
+	send_all(f, lines, len); /* fits the socket and the daemon's line buffer together */
+	for (int i = -1; i < BIG; i++) {
+		char *line = read_line(f), want[32];
+
+		assert_non_null(line);
+		snprintf(want, sizeof(want), "\"id\":\"%d\"", i);
+		assert_non_null(strstr(line, i < 0 ? "\"ok\":false" : want));
+		free(line);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_request_split_byte_by_byte(void **state)
 {
 	struct fixture *f = *state;
@@ -638,6 +735,10 @@ int main(void)
 					test_first_login_waits_for_ready, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_gone_connections_make_room, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_pipelined_flood_is_answered_in_full, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_requests_behind_a_waiting_get, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_get_expired_token_is_never_served, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),

@@ -135,3 +135,7 @@ const char *proto_error_name(enum proto_error err);
 
 /* Returns the error whose wire name is name, or -EINVAL if there is none. */
 int proto_error_from_name(const char *name);
+
+/* Formats unix seconds t as ISO 8601 UTC ("2026-11-29T14:00:00Z") into buf (>= 21 bytes).
+ * Returns buf. */
+char *proto_format_time(long long t, char *buf, size_t size);

@@ -3,7 +3,6 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 #include "proto/json.h"
 #include "proto/reply.h"
@@ -136,19 +135,4 @@ enum proto_error reply_error(struct json_object *obj, const char **ret_message)
 		return PROTO_E_INTERNAL;
 	r = proto_error_from_name(json_object_get_string(error));
 	return r > 0 ? (enum proto_error)r : PROTO_E_INTERNAL;
-}
-
-char *proto_format_time(long long t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (size == 0)
-		return buf;
-	buf[0] = '\0';
-	if ((long long)tt != t || !gmtime_r(&tt, &tm))
-		return buf;
-	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-	return buf;
 }

@@ -27,7 +27,3 @@ int reply_parse(const char *line, size_t len, struct json_object **ret);
  * PROTO_E_INTERNAL for an unknown code; *ret_message gets the message (owned by obj)
  * or "" when none. */
 enum proto_error reply_error(struct json_object *obj, const char **ret_message);
-
-/* Formats unix seconds t as ISO 8601 UTC ("2026-11-29T14:00:00Z") into buf (>= 21 bytes).
- * Returns buf. */
-char *proto_format_time(long long t, char *buf, size_t size);

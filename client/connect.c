@@ -12,7 +12,7 @@
 #include "client/connect.h"
 #include "common/util.h"
 #include "proto/proto.h"
-#include "proto/reply.h"
+#include "proto/reply_read.h"
 
 /* How long to wait before retrying a connect() refused with EAGAIN (listen backlog full;
  * Linux does not report EINPROGRESS for Unix sockets, so there is nothing to poll for). */
@@ -203,13 +203,17 @@ static int recv_line(int fd, struct linebuf *b, int64_t deadline, char **ret_lin
 }
 
 /* The reply must speak our protocol version. */
-static int check_version(struct json_object *obj)
+static int check_version(const struct reply_read *r)
 {
-	struct json_object *v;
+	int64_t v;
+	int q;
 
-	if (!json_object_object_get_ex(obj, "v", &v) || !json_object_is_type(v, json_type_int))
+	q = reply_read_int64(r, PROTO_F_V, &v);
+	if (q == -ERANGE)
+		return -EPROTO;
+	if (q < 0)
 		return -EBADMSG;
-	return json_object_get_int64(v) == PROTO_VERSION ? 0 : -EPROTO;
+	return v == PROTO_VERSION ? 0 : -EPROTO;
 }
 
 int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
@@ -251,10 +255,10 @@ int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_m
 			r = send_r;
 		goto fail;
 	}
-	r = reply_parse(line, line_len, &rep.obj);
+	r = reply_read_parse(&rep.r, line, line_len);
 	if (r < 0)
 		goto fail;
-	r = check_version(rep.obj);
+	r = check_version(&rep.r);
 	if (r < 0)
 		goto fail;
 
@@ -281,16 +285,8 @@ int connect_peer(int fd, struct ucred *ret)
 
 void connect_reply_done(struct connect_reply *r)
 {
-	struct json_object *tok;
-
-	if (r->obj && json_object_object_get_ex(r->obj, "token", &tok) &&
-			json_object_is_type(tok, json_type_string)) {
-		/* json-c owns the string; it is writable memory we may wipe before freeing. */
-		explicit_bzero((char *)json_object_get_string(tok),
-				(size_t)json_object_get_string_len(tok));
-	}
-	json_object_put(r->obj);
-	r->obj = NULL;
+	/* The reply read points into the line, which linebuf_done() wipes. */
+	r->r.n_fields = 0;
 	linebuf_done(&r->buf);
 	r->line = NULL;
 	r->len = 0;

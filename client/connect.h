@@ -34,20 +34,20 @@ bool connect_profile_valid(const char *name);
 int connect_socket_path(const char *socket_opt, const char *profile_opt, char **ret_path,
 		const char **ret_bad);
 
-/* Connects to path within timeout_ms. Returns 0 and the connected socket (non-blocking,
- * close-on-exec; the caller closes it) in *ret_fd, or -ENOENT/-ECONNREFUSED (no daemon
- * listening), -EACCES/-EPERM (socket not accessible), -ETIMEDOUT, -ENAMETOOLONG, or another
- * -errno. */
+/* Connects to path within timeout_ms, waiting for room while the daemon's listen backlog
+ * is full. Returns 0 and the connected socket (blocking, with SO_SNDTIMEO set; close-on-exec;
+ * the caller closes it) in *ret_fd, or -ENOENT/-ECONNREFUSED (no daemon listening),
+ * -EACCES/-EPERM (socket not accessible), -ETIMEDOUT, -ENAMETOOLONG, or another -errno. */
 int connect_open(const char *path, int64_t timeout_ms, int *ret_fd);
 
 /* Sends the request line req[0..len) (one JSON object ending in '\n') on fd and reads one
- * reply line, all within timeout_ms. With wipe, req is wiped (explicit_bzero) as soon as it
- * has been sent, or on failure, so a request holding a password is gone before the wait
- * for the reply. Returns 0 and fills *ret (release with connect_reply_done()), or:
- * -ETIMEDOUT (deadline passed), -ECONNRESET/-EPIPE (closed without a reply), -EMSGSIZE (reply
- * line too long), -EBADMSG (reply refused by reply_read_parse(): not a JSON object with a
- * boolean "ok", a field named twice...), -EPROTO (reply "v" is not PROTO_VERSION), or another
- * -errno. */
+ * reply line, all within timeout_ms, to which fd's SO_SNDTIMEO and SO_RCVTIMEO are set.
+ * With wipe, req is wiped (explicit_bzero) as soon as it has been sent, or on failure, so a
+ * request holding a password is gone before the wait for the reply. Returns 0 and fills *ret
+ * (release with connect_reply_done()), or: -ETIMEDOUT (deadline passed), -ECONNRESET/-EPIPE
+ * (closed without a reply), -EMSGSIZE (reply line too long), -EBADMSG (reply refused by
+ * reply_read_parse(): not a JSON object with a boolean "ok", a field named twice...), -EPROTO
+ * (reply "v" is not PROTO_VERSION), or another -errno. */
 int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
 		struct connect_reply *ret);
 

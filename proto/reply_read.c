@@ -14,6 +14,7 @@ static const char *key_of(const struct reply_field *f)
 	return f->key_escaped ? f->key_buf : f->key;
 }
 
+/* Returns the field named key[0..len), or NULL. */
 static const struct reply_field *find(const struct reply_read *r, const char *key, size_t len)
 {
 	for (size_t i = 0; i < r->n_fields; i++) {
@@ -46,27 +47,49 @@ static int parse_key(struct json_parser *ps, struct reply_field *f)
 	return json_expect(ps, ':');
 }
 
+/* Reads the string value at ps->p (its opening quote) into f. A run of printable ASCII but
+ * '"' and '\\' is valid JSON text that stands for itself, so such a string (nearly every one
+ * the daemon sends; the token of a get is hundreds of bytes of base64url) is only scanned; any
+ * other byte sends the whole string to the strict reader. */
+static int parse_string_value(struct json_parser *ps, struct reply_field *f)
+{
+	struct json_string o = {0};
+	const char *p = ps->p + 1;
+	int r;
+
+	f->type = REPLY_STRING;
+	f->text = p;
+	while (p < ps->end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
+			*p != '\\')
+		p++;
+	if (p < ps->end && *p == '"') {
+		f->text_len = (size_t)(p - f->text);
+		f->plain = true;
+		ps->p = p + 1;
+		return 0;
+	}
+
+	r = json_parse_string(ps, &o);
+	if (r < 0)
+		return r;
+	f->text_len = (size_t)(ps->p - 1 - f->text);
+	/* Every escape is longer than what it stands for: the same length means none. */
+	f->plain = o.len == f->text_len;
+	f->nul = o.nul;
+	return 0;
+}
+
 /* Reads the value after a member name into f. */
 static int parse_value(struct json_parser *ps, struct reply_field *f)
 {
-	struct json_string o = {0};
 	struct json_number n;
 	int r, c;
 
 	json_skip_ws(ps);
 	c = json_peek(ps);
 	f->text = ps->p;
-	if (c == '"') {
-		f->type = REPLY_STRING;
-		f->text++;
-		r = json_parse_string(ps, &o);
-		if (r < 0)
-			return r;
-		f->text_len = (size_t)(ps->p - 1 - f->text);
-		f->plain = o.len == f->text_len;
-		f->nul = o.nul;
-		return 0;
-	}
+	if (c == '"')
+		return parse_string_value(ps, f);
 	if (c == '-' || json_is_digit(c)) {
 		f->type = REPLY_NUMBER;
 		r = json_parse_number(ps, &n);

@@ -163,6 +163,13 @@ static void test_invalid(void **state)
 			"{\"ok\":true,\"x\":\"\xf4\x90\x80\x80\"}",
 			"{\"ok\":true,\"x\":\"\x01\"}",
 			"{\"ok\":true,\"x\":\"\x1b[31m\"}",
+			/* Bad bytes after a run of plain ASCII. */
+			"{\"ok\":true,\"x\":\"abc\x01\"}",
+			"{\"ok\":true,\"x\":\"abc\x1f\"}",
+			"{\"ok\":true,\"x\":\"abc\xff\"}",
+			"{\"ok\":true,\"x\":\"abc\xc3\"}",
+			"{\"ok\":true,\"x\":\"abc\\q\"}",
+			"{\"ok\":true,\"x\":\"abc",
 			"{\"ok\":true,\"x\":\"\\ud800\"}",
 			"{\"ok\":true,\"x\":\"\\udc00\"}",
 			"{\"ok\":true,\"x\":\"\\ud800\\u0041\"}",

@@ -22,6 +22,10 @@
 /* Deepest JSON nesting accepted in a request. */
 #define PROTO_MAX_DEPTH 8
 
+/* Most top-level fields in a reply (a status reply with an "id" has 19); a client may refuse
+ * one with more. */
+#define PROTO_MAX_REPLY_FIELDS 32
+
 /* Longest JWT the daemon stores or serves, in bytes. */
 #define PROTO_MAX_TOKEN JWT_MAX_LEN /* 16384 */
 

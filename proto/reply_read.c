@@ -152,7 +152,7 @@ int reply_read_parse(struct reply_read *r, const char *line, size_t len)
 		for (;;) {
 			struct reply_field *f;
 
-			if (r->n_fields == REPLY_MAX_FIELDS)
+			if (r->n_fields == PROTO_MAX_REPLY_FIELDS)
 				return -EBADMSG;
 			f = &r->fields[r->n_fields];
 			*f = (struct reply_field){.type = REPLY_NULL};

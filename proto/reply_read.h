@@ -5,8 +5,8 @@
  * "get" reply is printed from the line it arrived in, and wiped there.
  *
  * Beyond JSON, a reply names each field once (a second "token" or "ok" is refused, not
- * resolved), has at most REPLY_MAX_FIELDS fields and a boolean "ok". Names are compared after
- * unescaping, as in requests. */
+ * resolved), has at most PROTO_MAX_REPLY_FIELDS fields and a boolean "ok". Names are compared
+ * after unescaping, as in requests. */
 #pragma once
 
 #include <stdbool.h>
@@ -14,9 +14,6 @@
 #include <stdint.h>
 
 #include "proto/proto.h"
-
-/* Most top-level fields a reply may have; a status reply with an "id" has 19. */
-#define REPLY_MAX_FIELDS 32
 
 /* Longest name, unescaped, of a field whose name is written with escapes. The daemon never
  * escapes a name; one written plainly is read in the line, whatever its length. */
@@ -52,13 +49,13 @@ struct reply_field {
 struct reply_read {
 	bool ok; /* the value of "ok" */
 	size_t n_fields;
-	struct reply_field fields[REPLY_MAX_FIELDS];
+	struct reply_field fields[PROTO_MAX_REPLY_FIELDS];
 };
 
 /* Reads the reply line[0..len) (without its newline; need not be NUL-terminated) into *r.
  * Returns 0, or -EBADMSG when the line is longer than PROTO_MAX_LINE, is not exactly one JSON
  * object by the rules of proto_json_object_valid(), names a field twice, has more than
- * REPLY_MAX_FIELDS fields, a name holding \u0000 or an escaped one longer than
+ * PROTO_MAX_REPLY_FIELDS fields, a name holding \u0000 or an escaped one longer than
  * REPLY_MAX_ESCAPED_KEY, or no boolean "ok". */
 int reply_read_parse(struct reply_read *r, const char *line, size_t len);
 

@@ -2,7 +2,7 @@
  * against what read them before it: proto_json_object_valid() and json-c (reply_parse() in
  * proto/reply.c). Besides memory safety it checks that the reader accepts nothing those
  * refuse, and refuses nothing they accept unless its own rules say so (a name given twice,
- * more than REPLY_MAX_FIELDS fields, an escaped name too long or holding \u0000; checked here
+ * more than PROTO_MAX_REPLY_FIELDS fields, an escaped name too long or holding \u0000; checked here
  * the slow way, every name unescaped in full); and that on a line both accept, every field
  * reads as json-c reads it, a string cut to a small buffer is a prefix of it that ends on a
  * character boundary, and reply_read_error() agrees with reply_error().
@@ -46,7 +46,7 @@ struct name {
 /* Returns true if the valid JSON object line[0..len) obeys the reader's rules beyond JSON. */
 static bool rules_kept(const char *line, size_t len)
 {
-	static struct name seen[REPLY_MAX_FIELDS + 1];
+	static struct name seen[PROTO_MAX_REPLY_FIELDS + 1];
 	struct json_parser ps = {.p = line, .end = line + len};
 	size_t n = 0, used = 0;
 
@@ -58,7 +58,7 @@ static bool rules_kept(const char *line, size_t len)
 		struct json_string o = {.buf = names + used, .cap = sizeof(names) - used};
 		const char *raw;
 
-		if (n > REPLY_MAX_FIELDS)
+		if (n > PROTO_MAX_REPLY_FIELDS)
 			return false;
 		json_skip_ws(&ps);
 		raw = ps.p + 1;
@@ -79,7 +79,7 @@ static bool rules_kept(const char *line, size_t len)
 		FUZZ_CHECK(json_skip_value(&ps, 1) == 0);
 		json_skip_ws(&ps);
 		if (*ps.p++ == '}')
-			return n <= REPLY_MAX_FIELDS;
+			return n <= PROTO_MAX_REPLY_FIELDS;
 	}
 }
 
@@ -212,9 +212,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (q == 0) {
 		FUZZ_CHECK(proto_json_object_valid(line, size));
 		FUZZ_CHECK(j == 0);
-		FUZZ_CHECK(r.n_fields >= 1 && r.n_fields <= REPLY_MAX_FIELDS);
+		FUZZ_CHECK(r.n_fields >= 1 && r.n_fields <= PROTO_MAX_REPLY_FIELDS);
 	} else {
-		FUZZ_CHECK(r.n_fields <= REPLY_MAX_FIELDS);
+		FUZZ_CHECK(r.n_fields <= PROTO_MAX_REPLY_FIELDS);
 	}
 	if (j == 0) {
 		FUZZ_CHECK((q == 0) == rules_kept(line, size));

@@ -563,14 +563,14 @@ static void test_too_many_fields(void **state)
 	struct reply_read r;
 	char key[8];
 
-	for (int i = 1; i < REPLY_MAX_FIELDS; i++) {
+	for (int i = 1; i < PROTO_MAX_REPLY_FIELDS; i++) {
 		last = off;
 		off += (size_t)snprintf(line + off, sizeof(line) - off, ",\"f%d\":%d", i, i);
 	}
 	snprintf(line + off, sizeof(line) - off, "}");
 	assert_int_equal(parse(&r, line), 0);
-	assert_int_equal(r.n_fields, REPLY_MAX_FIELDS);
-	for (int i = 1; i < REPLY_MAX_FIELDS; i++) {
+	assert_int_equal(r.n_fields, PROTO_MAX_REPLY_FIELDS);
+	for (int i = 1; i < PROTO_MAX_REPLY_FIELDS; i++) {
 		int64_t v;
 
 		snprintf(key, sizeof(key), "f%d", i);
@@ -729,7 +729,7 @@ static void test_mutations(void **state)
 		if (parse_n(&r, buf, len) < 0)
 			continue;
 		accepted++;
-		assert_true(r.n_fields >= 1 && r.n_fields <= REPLY_MAX_FIELDS);
+		assert_true(r.n_fields >= 1 && r.n_fields <= PROTO_MAX_REPLY_FIELDS);
 		for (size_t i = 0; i < r.n_fields; i++) {
 			const struct reply_field *f = &r.fields[i];
 			const char *key = f->key_escaped ? f->key_buf : f->key;

@@ -10,7 +10,7 @@
 #include "client/format.h"
 #include "common/util.h"
 #include "proto/jsonw.h"
-#include "proto/reply.h"
+#include "proto/reply_read.h"
 
 /* clang-format off */
 const char cli_usage_text[] =
@@ -381,11 +381,11 @@ int cli_fail_transport(const char *path, int64_t timeout_ms, int r)
 	}
 }
 
-int cli_fail_reply(enum proto_op op, struct json_object *obj)
+int cli_fail_reply(enum proto_op op, const struct reply_read *r)
 {
-	const char *message, *code = format_reply_str(obj, PROTO_F_ERROR);
-	enum proto_error err = reply_error(obj, &message);
-	char m[512], c[64];
+	char message[FORMAT_FIELD_MAX], code_buf[FORMAT_FIELD_MAX], m[512], c[64];
+	const char *code = format_reply_str(r, PROTO_F_ERROR, code_buf, sizeof(code_buf));
+	enum proto_error err = reply_read_error(r, message, sizeof(message));
 
 	cli_say("%s (%s); %s",
 			format_sanitize(*message ? message : "the daemon reported an error", m,
@@ -425,7 +425,6 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 	_cleanup_(freep) char *path = NULL;
 	_cleanup_(closep) int fd = -EBADF;
 	int64_t timeout_ms = cli_timeout(g, req->timeout_ms), start = connect_now_ms();
-	const char *message;
 	int r;
 
 	r = cli_socket_path(g, &path);
@@ -440,8 +439,8 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 			timeout_ms - (connect_now_ms() - start), rep);
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
-	if (reply_error(rep->obj, &message) != PROTO_OK) {
-		r = cli_fail_reply(req->op, rep->obj);
+	if (reply_read_error(&rep->r, NULL, 0) != PROTO_OK) {
+		r = cli_fail_reply(req->op, &rep->r);
 		connect_reply_done(rep);
 		return r;
 	}

@@ -111,8 +111,8 @@ int cli_connect(const struct globals *g, const char *path, int64_t timeout_ms, e
  * code for it. */
 int cli_fail_transport(const char *path, int64_t timeout_ms, int r);
 
-/* Explains the error reply obj ("ok":false) to request op and returns the exit code. */
-int cli_fail_reply(enum proto_op op, struct json_object *obj);
+/* Explains the error reply r ("ok":false) to request op and returns the exit code. */
+int cli_fail_reply(enum proto_op op, const struct reply_read *r);
 
 /* Starts the request line for op (one of enum proto_op) in buf[0..size): {"op":<op>,"v":1,
  * to be completed with jsonw_*() and jsonw_end(). */

@@ -1,22 +1,18 @@
 #include <errno.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 
 #include "client/connect.h"
 #include "common/util.h"
 #include "proto/proto.h"
-#include "proto/reply.h"
-
-/* How long to wait before retrying a connect() refused with EAGAIN (listen backlog full;
- * Linux does not report EINPROGRESS for Unix sockets, so there is nothing to poll for). */
-#define CONNECT_RETRY_MS 10
+#include "proto/reply_read.h"
 
 bool connect_profile_valid(const char *name)
 {
@@ -98,25 +94,25 @@ int64_t connect_now_ms(void)
 	return (int64_t)(now_monotonic_usec() / 1000);
 }
 
-/* Waits for events on fd until deadline. Returns 0 when ready, -ETIMEDOUT, or -errno. */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = events};
-		int64_t left = deadline - connect_now_ms();
-		int r;
+/* The socket blocks, and each call on it is bounded by SO_SNDTIMEO (connect, send) or
+ * SO_RCVTIMEO (recv), set before the call to what is left until deadline: one call usually
+ * does, where O_NONBLOCK took a call, its EAGAIN, a poll() and the call again. A call that
+ * runs out of time fails with EAGAIN; the loop around it then finds the deadline passed. */
 
-		if (left <= 0)
-			return -ETIMEDOUT;
-		r = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r > 0)
-			return 0; /* POLLHUP/POLLERR too: the next call reports what happened */
-	}
+/* Sets the timeout opt (SO_SNDTIMEO or SO_RCVTIMEO) of fd to what is left until deadline.
+ * Returns 0, -ETIMEDOUT when nothing is left, or -errno. */
+static int set_timeout(int fd, int opt, int64_t deadline)
+{
+	int64_t left = deadline - connect_now_ms();
+	struct timeval tv;
+
+	/* Never 0, which means no timeout at all. */
+	if (left <= 0)
+		return -ETIMEDOUT;
+	tv = (struct timeval){.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+	if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
 }
 
 static int connect_unix(int fd, const char *path, int64_t deadline)
@@ -132,45 +128,35 @@ static int connect_unix(int fd, const char *path, int64_t deadline)
 	memcpy(sa.sun_path, path, len);
 	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
 
+	/* A connect() to a Unix socket whose listen backlog is full sleeps until the daemon
+	 * accepts a connection or SO_SNDTIMEO passes, then fails with EAGAIN: the wait for
+	 * room is the kernel's, and ends as soon as there is some. No daemon listening
+	 * (ENOENT, ECONNREFUSED) is not waited for. */
 	for (;;) {
-		int r, err = 0;
-		socklen_t errlen = sizeof(err);
+		int r = set_timeout(fd, SO_SNDTIMEO, deadline);
 
-		if (connect(fd, (struct sockaddr *)&sa, salen) == 0)
-			return 0;
-		if (errno == EAGAIN) {
-			int64_t left = deadline - connect_now_ms();
-			if (left <= 0)
-				return -ETIMEDOUT;
-			poll(NULL, 0, left < CONNECT_RETRY_MS ? (int)left : CONNECT_RETRY_MS);
-			continue;
-		}
-		if (errno != EINPROGRESS && errno != EINTR)
-			return -errno;
-		r = wait_fd(fd, POLLOUT, deadline);
 		if (r < 0)
 			return r;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0)
+		if (connect(fd, (struct sockaddr *)&sa, salen) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
-		return -err;
 	}
 }
 
 static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
 {
 	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			int r;
+		int r = set_timeout(fd, SO_SNDTIMEO, deadline);
+		ssize_t n;
 
-			if (errno == EINTR)
+		if (r < 0)
+			return r;
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			r = wait_fd(fd, POLLOUT, deadline);
-			if (r < 0)
-				return r;
-			continue;
+			return -errno;
 		}
 		buf += n;
 		len -= (size_t)n;
@@ -178,7 +164,8 @@ static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
-/* Reads until b holds a complete line. Returns 0, or -errno as connect_call() documents. */
+/* Reads until b holds a complete line. Returns 0, or -errno as connect_exchange()
+ * documents. */
 static int recv_line(int fd, struct linebuf *b, int64_t deadline, char **ret_line, size_t *ret_len)
 {
 	for (;;) {
@@ -187,29 +174,32 @@ static int recv_line(int fd, struct linebuf *b, int64_t deadline, char **ret_lin
 
 		if (linebuf_peek(b, ret_line, ret_len) > 0)
 			return 0;
+		r = set_timeout(fd, SO_RCVTIMEO, deadline);
+		if (r < 0)
+			return r;
 		n = linebuf_fill(b, fd);
-		if (n > 0 || n == -EINTR)
+		if (n > 0 || n == -EINTR || n == -EAGAIN)
 			continue;
 		if (n == 0)
 			return -ECONNRESET;
 		if (n == -ENOBUFS)
 			return -EMSGSIZE;
-		if (n != -EAGAIN)
-			return (int)n;
-		r = wait_fd(fd, POLLIN, deadline);
-		if (r < 0)
-			return r;
+		return (int)n;
 	}
 }
 
 /* The reply must speak our protocol version. */
-static int check_version(struct json_object *obj)
+static int check_version(const struct reply_read *r)
 {
-	struct json_object *v;
+	int64_t v;
+	int q;
 
-	if (!json_object_object_get_ex(obj, "v", &v) || !json_object_is_type(v, json_type_int))
+	q = reply_read_int64(r, PROTO_F_V, &v);
+	if (q == -ERANGE)
+		return -EPROTO;
+	if (q < 0)
 		return -EBADMSG;
-	return json_object_get_int64(v) == PROTO_VERSION ? 0 : -EPROTO;
+	return v == PROTO_VERSION ? 0 : -EPROTO;
 }
 
 int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
@@ -217,7 +207,7 @@ int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
 	_cleanup_(closep) int fd = -EBADF;
 	int r;
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	r = connect_unix(fd, path, connect_now_ms() + timeout_ms);
@@ -251,10 +241,10 @@ int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_m
 			r = send_r;
 		goto fail;
 	}
-	r = reply_parse(line, line_len, &rep.obj);
+	r = reply_read_parse(&rep.r, line, line_len);
 	if (r < 0)
 		goto fail;
-	r = check_version(rep.obj);
+	r = check_version(&rep.r);
 	if (r < 0)
 		goto fail;
 
@@ -281,16 +271,8 @@ int connect_peer(int fd, struct ucred *ret)
 
 void connect_reply_done(struct connect_reply *r)
 {
-	struct json_object *tok;
-
-	if (r->obj && json_object_object_get_ex(r->obj, "token", &tok) &&
-			json_object_is_type(tok, json_type_string)) {
-		/* json-c owns the string; it is writable memory we may wipe before freeing. */
-		explicit_bzero((char *)json_object_get_string(tok),
-				(size_t)json_object_get_string_len(tok));
-	}
-	json_object_put(r->obj);
-	r->obj = NULL;
+	/* The reply read points into the line, which linebuf_done() wipes. */
+	r->r.n_fields = 0;
 	linebuf_done(&r->buf);
 	r->line = NULL;
 	r->len = 0;

@@ -2,22 +2,22 @@
  * single deadline that covers connecting, sending and receiving. */
 #pragma once
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "proto/linebuf.h"
+#include "proto/reply_read.h"
 
 /* Longest profile name; it becomes part of the socket path. */
 #define CONNECT_MAX_PROFILE 64
 
 struct connect_reply {
 	struct linebuf buf;
-	const char *line;        /* the reply line as received, without newline; lives in buf */
-	size_t len;              /* its length */
-	struct json_object *obj; /* the parsed reply: "ok" is a boolean, "v" is PROTO_VERSION */
+	const char *line;    /* the reply line as received, without newline; lives in buf */
+	size_t len;          /* its length */
+	struct reply_read r; /* the reply read from line: "ok" is a boolean, "v" PROTO_VERSION */
 };
 
 /* Returns true if name is a usable profile name: 1..CONNECT_MAX_PROFILE letters, digits,
@@ -34,19 +34,20 @@ bool connect_profile_valid(const char *name);
 int connect_socket_path(const char *socket_opt, const char *profile_opt, char **ret_path,
 		const char **ret_bad);
 
-/* Connects to path within timeout_ms. Returns 0 and the connected socket (non-blocking,
- * close-on-exec; the caller closes it) in *ret_fd, or -ENOENT/-ECONNREFUSED (no daemon
- * listening), -EACCES/-EPERM (socket not accessible), -ETIMEDOUT, -ENAMETOOLONG, or another
- * -errno. */
+/* Connects to path within timeout_ms, waiting for room while the daemon's listen backlog
+ * is full. Returns 0 and the connected socket (blocking, with SO_SNDTIMEO set; close-on-exec;
+ * the caller closes it) in *ret_fd, or -ENOENT/-ECONNREFUSED (no daemon listening),
+ * -EACCES/-EPERM (socket not accessible), -ETIMEDOUT, -ENAMETOOLONG, or another -errno. */
 int connect_open(const char *path, int64_t timeout_ms, int *ret_fd);
 
 /* Sends the request line req[0..len) (one JSON object ending in '\n') on fd and reads one
- * reply line, all within timeout_ms. With wipe, req is wiped (explicit_bzero) as soon as it
- * has been sent, or on failure, so a request holding a password is gone before the wait
- * for the reply. Returns 0 and fills *ret (release with connect_reply_done()), or:
- * -ETIMEDOUT (deadline passed), -ECONNRESET/-EPIPE (closed without a reply), -EMSGSIZE (reply
- * line too long), -EBADMSG (reply not a JSON object with boolean "ok"), -EPROTO (reply "v" is
- * not PROTO_VERSION), or another -errno. */
+ * reply line, all within timeout_ms, to which fd's SO_SNDTIMEO and SO_RCVTIMEO are set.
+ * With wipe, req is wiped (explicit_bzero) as soon as it has been sent, or on failure, so a
+ * request holding a password is gone before the wait for the reply. Returns 0 and fills *ret
+ * (release with connect_reply_done()), or: -ETIMEDOUT (deadline passed), -ECONNRESET/-EPIPE
+ * (closed without a reply), -EMSGSIZE (reply line too long), -EBADMSG (reply refused by
+ * reply_read_parse(): not a JSON object with a boolean "ok", a field named twice...), -EPROTO
+ * (reply "v" is not PROTO_VERSION), or another -errno. */
 int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
 		struct connect_reply *ret);
 
@@ -58,5 +59,5 @@ int connect_peer(int fd, struct ucred *ret);
 /* Returns CLOCK_MONOTONIC in milliseconds, the clock of every timeout here. */
 int64_t connect_now_ms(void);
 
-/* Wipes the reply line and the "token" string of the parsed reply, frees both. */
+/* Wipes the reply line, which holds the only copy of a token, and frees it. */
 void connect_reply_done(struct connect_reply *r);

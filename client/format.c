@@ -6,7 +6,7 @@
 
 #include "client/format.h"
 #include "common/util.h"
-#include "proto/reply.h"
+#include "proto/reply_read.h"
 
 static const char *const token_format_names[_FORMAT_MAX] = {
 		[FORMAT_RAW] = "raw",
@@ -166,23 +166,19 @@ char *format_sanitize(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-const char *format_reply_str(struct json_object *obj, const char *key)
+const char *format_reply_str(const struct reply_read *r, const char *key, char *buf, size_t size)
 {
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
+	return reply_read_string(r, key, buf, size, NULL) < 0 ? NULL : buf;
 }
 
-/* An integer field; returns false when absent, null or not an integer. */
-static bool get_int(struct json_object *obj, const char *key, long long *ret)
+/* An integer field; returns false when absent, null, not an integer or beyond int64. */
+static bool get_int(const struct reply_read *r, const char *key, long long *ret)
 {
-	struct json_object *v;
+	int64_t v;
 
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
+	if (reply_read_int64(r, key, &v) < 0)
 		return false;
-	*ret = (long long)json_object_get_int64(v);
+	*ret = (long long)v;
 	return true;
 }
 
@@ -210,17 +206,17 @@ static void print_time(FILE *f, const char *label, long long t, long long now, b
 	print_line(f, label, line);
 }
 
-char *format_validity(struct json_object *obj, long long now, char *buf, size_t size)
+char *format_validity(const struct reply_read *r, long long now, char *buf, size_t size)
 {
 	char iso[32], rel[48];
 	long long at, in;
 
-	if (!get_int(obj, PROTO_F_EXPIRES_AT, &at)) {
+	if (!get_int(r, PROTO_F_EXPIRES_AT, &at)) {
 		snprintf(buf, size, "without an expiry time");
 		return buf;
 	}
 	/* The daemon's expires_in is measured against its clock, which signed the expiry. */
-	if (!get_int(obj, PROTO_F_EXPIRES_IN, &in))
+	if (!get_int(r, PROTO_F_EXPIRES_IN, &in))
 		in = at - now;
 	proto_format_time(at, iso, sizeof(iso));
 	if (in > 0)
@@ -241,16 +237,21 @@ static const char *state_hint(int state, const char *kind)
 	return NULL;
 }
 
-int format_status(FILE *f, struct json_object *obj, long long now)
+int format_status(FILE *f, const struct reply_read *r, long long now)
 {
-	const char *state = format_reply_str(obj, PROTO_F_STATE);
-	const char *message = format_reply_str(obj, PROTO_F_MESSAGE);
-	const char *version = format_reply_str(obj, PROTO_F_VERSION);
-	const char *err = format_reply_str(obj, PROTO_F_LAST_ERROR);
-	const char *kind = format_reply_str(obj, PROTO_F_KIND);
+	char state_buf[FORMAT_FIELD_MAX], message_buf[FORMAT_FIELD_MAX];
+	char version_buf[FORMAT_FIELD_MAX], err_buf[FORMAT_FIELD_MAX], kind_buf[FORMAT_FIELD_MAX];
+	char value[FORMAT_FIELD_MAX];
+	const char *state = format_reply_str(r, PROTO_F_STATE, state_buf, sizeof(state_buf));
+	const char *message =
+			format_reply_str(r, PROTO_F_MESSAGE, message_buf, sizeof(message_buf));
+	const char *version =
+			format_reply_str(r, PROTO_F_VERSION, version_buf, sizeof(version_buf));
+	const char *err = format_reply_str(r, PROTO_F_LAST_ERROR, err_buf, sizeof(err_buf));
+	const char *kind = format_reply_str(r, PROTO_F_KIND, kind_buf, sizeof(kind_buf));
 	const char *hint;
-	char line[640], clean[512], d[32];
-	struct json_object *v;
+	char line[2 * FORMAT_FIELD_MAX], clean[512], d[32];
+	bool in_flight;
 	long long t, n;
 	int o;
 
@@ -263,37 +264,36 @@ int format_status(FILE *f, struct json_object *obj, long long now)
 	else
 		snprintf(line, sizeof(line), "%s", state);
 	print_line(f, "state:", line);
-	print_line(f, "user:", format_reply_str(obj, PROTO_F_USER_ID));
-	print_line(f, "url:", format_reply_str(obj, PROTO_F_URL));
+	print_line(f, "user:", format_reply_str(r, PROTO_F_USER_ID, value, sizeof(value)));
+	print_line(f, "url:", format_reply_str(r, PROTO_F_URL, value, sizeof(value)));
 	print_line(f, "kind:", kind);
 
-	if (get_int(obj, PROTO_F_EXPIRES_AT, &t))
+	if (get_int(r, PROTO_F_EXPIRES_AT, &t))
 		print_time(f, "expires:", t, now, true);
 	else if (!kind)
 		print_line(f, "expires:", NULL); /* no token, so no expiry to speak of */
 	else
 		print_line(f, "expires:", "unknown (the token has no exp claim)");
-	if (get_int(obj, PROTO_F_LAST_REFRESH, &t) && t > 0)
+	if (get_int(r, PROTO_F_LAST_REFRESH, &t) && t > 0)
 		print_time(f, "last refresh:", t, now, false);
-	if (get_int(obj, PROTO_F_NEXT_REFRESH, &t))
+	if (get_int(r, PROTO_F_NEXT_REFRESH, &t))
 		print_time(f, "next refresh:", t, now, false);
 	else
 		print_line(f, "next refresh:", "none");
-	if (json_object_object_get_ex(obj, PROTO_F_LOGIN_IN_FLIGHT, &v) &&
-			json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v))
+	if (reply_read_bool(r, PROTO_F_LOGIN_IN_FLIGHT, &in_flight) == 0 && in_flight)
 		print_line(f, "login:", "in progress");
 	if (err && *err)
 		print_line(f, "last error:", err);
-	if (get_int(obj, PROTO_F_RETRIES, &n) && n > 0) {
+	if (get_int(r, PROTO_F_RETRIES, &n) && n > 0) {
 		snprintf(line, sizeof(line), "%lld", n);
 		print_line(f, "retries:", line);
 	}
 
 	o = snprintf(line, sizeof(line), "regscale-tokend %s",
 			format_sanitize(version ? version : "?", clean, 64));
-	if (get_int(obj, PROTO_F_PID, &n))
+	if (get_int(r, PROTO_F_PID, &n))
 		o += snprintf(line + o, sizeof(line) - (size_t)o, ", pid %lld", n);
-	if (get_int(obj, PROTO_F_UPTIME, &n))
+	if (get_int(r, PROTO_F_UPTIME, &n))
 		snprintf(line + o, sizeof(line) - (size_t)o, ", up %s",
 				format_duration(n, d, sizeof(d)));
 	print_line(f, "daemon:", line);

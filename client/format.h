@@ -2,13 +2,17 @@
  * "status", durations, and one-line hints for daemon error codes. */
 #pragma once
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "proto/proto.h"
+#include "proto/reply_read.h"
 #include "proto/request.h"
+
+/* Room for a reply string about to be shown: twice what any line shows of one, so that a
+ * longer string is still cut, with "...", by format_sanitize() and not before. */
+#define FORMAT_FIELD_MAX 1024
 
 enum format_token {
 	FORMAT_RAW,    /* "<jwt>" */
@@ -39,25 +43,26 @@ char *format_duration(long long seconds, char *buf, size_t size);
  * Returns buf. */
 char *format_relative(long long delta, char *buf, size_t size);
 
-/* Returns the string field key of a reply obj (owned by obj), or NULL when it is absent, null
- * or not a string. */
-const char *format_reply_str(struct json_object *obj, const char *key);
+/* Unescapes the string field key of reply r into buf[0..size) (cut to fit, see
+ * reply_read_string()). Returns buf, or NULL when the field is absent, null, not a string or
+ * holds \u0000. */
+const char *format_reply_str(const struct reply_read *r, const char *key, char *buf, size_t size);
 
 /* Copies s into buf for printing on one terminal line: control characters (C0, DEL, C1)
  * become '?', and a string that does not fit is cut at a UTF-8 boundary and ends in "...".
  * NULL prints as "". Returns buf. */
 char *format_sanitize(const char *s, char *buf, size_t size);
 
-/* Writes how long the token of a get/login/refresh/status reply obj is valid: "valid until
+/* Writes how long the token of a get/login/refresh/status reply r is valid: "valid until
  * 2026-11-29T14:00:00Z (in 15h 58m)" from "expires_at" (and "expires_in", else now), or
  * "without an expiry time" when it has none. Returns buf. */
-char *format_validity(struct json_object *obj, long long now, char *buf, size_t size);
+char *format_validity(const struct reply_read *r, long long now, char *buf, size_t size);
 
-/* Prints the human summary of a status reply obj (aligned "label: value" lines) to f, with
+/* Prints the human summary of a status reply r (aligned "label: value" lines) to f, with
  * relative times computed against now (unix seconds): state, token, refresh times, the last
  * error, retries (when > 0), a login in flight, and a hint line for a state that needs the
- * user. Returns 0, or -EBADMSG when obj has no string "state". */
-int format_status(FILE *f, struct json_object *obj, long long now);
+ * user. Returns 0, or -EBADMSG when r has no string "state". */
+int format_status(FILE *f, const struct reply_read *r, long long now);
 
 /* Returns a static one-line hint on what to do about daemon error err, answered to a request
  * op (the hints for a login differ from those for a get). */

@@ -41,10 +41,9 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	uint64_t seconds;
 	struct connect_reply rep;
 	enum format_token fmt = FORMAT_RAW;
-	struct json_object *tok;
-	const char *token = NULL;
+	const char *token;
 	struct jsonw w;
-	size_t len = 0;
+	size_t len;
 	int c, r, ex = 0;
 
 	while ((c = cli_getopt(argc, argv, opts, &ex)) > 0) {
@@ -99,12 +98,10 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	r = cli_call(g, &req, &rep);
 	if (r != 0)
 		return r;
-	if (json_object_object_get_ex(rep.obj, PROTO_F_TOKEN, &tok) &&
-			json_object_is_type(tok, json_type_string)) {
-		token = json_object_get_string(tok);
-		len = (size_t)json_object_get_string_len(tok);
-	}
-	if (!format_token_valid(token, len)) {
+	/* The token is written from the reply line, its only copy, which connect_reply_done()
+	 * wipes. Its alphabet needs no JSON escapes: one written with them is no usable token. */
+	if (reply_read_span(&rep.r, PROTO_F_TOKEN, &token, &len) < 0 ||
+			!format_token_valid(token, len)) {
 		cli_say("the daemon's reply holds no usable token; check that regscale-token and "
 			"regscale-tokend are the same version");
 		connect_reply_done(&rep);
@@ -135,7 +132,7 @@ static int run_status(const struct globals *g, int argc, char **argv)
 		fputc('\n', stdout);
 		r = 0;
 	} else {
-		r = format_status(stdout, rep.obj, (long long)time(NULL));
+		r = format_status(stdout, &rep.r, (long long)time(NULL));
 	}
 	connect_reply_done(&rep);
 	if (r < 0) {
@@ -149,8 +146,7 @@ static int run_status(const struct globals *g, int argc, char **argv)
 static int run_ping(const struct globals *g, int argc, char **argv)
 {
 	struct connect_reply rep;
-	struct json_object *pong;
-	bool ok;
+	bool pong, ok;
 	int ex, r;
 
 	if (cli_simple_options(argc, argv, NULL, &ex) < 0)
@@ -158,8 +154,7 @@ static int run_ping(const struct globals *g, int argc, char **argv)
 	r = cli_call_simple(g, PROTO_OP_PING, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;
-	ok = json_object_object_get_ex(rep.obj, PROTO_F_PONG, &pong) &&
-	     json_object_is_type(pong, json_type_boolean) && json_object_get_boolean(pong);
+	ok = reply_read_bool(&rep.r, PROTO_F_PONG, &pong) == 0 && pong;
 	connect_reply_done(&rep);
 	if (!ok) {
 		cli_say("the daemon's ping reply has no \"pong\"; check that regscale-token and "

@@ -11,7 +11,7 @@
 #include "common/utf8.h"
 #include "common/util.h"
 #include "proto/jsonw.h"
-#include "proto/reply.h"
+#include "proto/reply_read.h"
 
 /* The daemon closes a connection with no request after PROTO_DEFAULT_IDLE_TIMEOUT_SEC: a prompt
  * answered later than this reconnects before sending. */
@@ -30,13 +30,15 @@ static long long now_s(void)
 
 /* Prints the outcome of a login or refresh reply: "<done> <user_word> <user><tail> valid
  * until ...", or explains why the reply leaves no usable token. Returns the exit code. */
-static int print_outcome(struct json_object *obj, const char *what, const char *done,
+static int print_outcome(const struct reply_read *r, const char *what, const char *done,
 		const char *user_word, const char *tail)
 {
-	const char *state_name = format_reply_str(obj, PROTO_F_STATE);
+	char state_buf[FORMAT_FIELD_MAX], user_buf[FORMAT_FIELD_MAX], message_buf[FORMAT_FIELD_MAX];
+	const char *state_name = format_reply_str(r, PROTO_F_STATE, state_buf, sizeof(state_buf));
 	int state = proto_state_from_name(state_name);
-	const char *user = format_reply_str(obj, PROTO_F_USER_ID);
-	const char *message = format_reply_str(obj, PROTO_F_MESSAGE);
+	const char *user = format_reply_str(r, PROTO_F_USER_ID, user_buf, sizeof(user_buf));
+	const char *message =
+			format_reply_str(r, PROTO_F_MESSAGE, message_buf, sizeof(message_buf));
 	char clean_user[256], clean_msg[512], validity[128];
 
 	if (state == PROTO_STATE_EXPIRED || state == PROTO_STATE_NO_TOKEN) {
@@ -47,7 +49,7 @@ static int print_outcome(struct json_object *obj, const char *what, const char *
 		return EXIT_NO_TOKEN;
 	}
 
-	format_validity(obj, (long long)time(NULL), validity, sizeof(validity));
+	format_validity(r, (long long)time(NULL), validity, sizeof(validity));
 	if (user && *user)
 		printf("%s %s %s%s %s\n", done, user_word,
 				format_sanitize(user, clean_user, sizeof(clean_user)), tail,
@@ -151,7 +153,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	_cleanup_(freep) char *path = NULL;
 	_cleanup_(closep) int fd = -EBADF;
 	int64_t timeout_ms = cli_timeout(g, CLI_LOGIN_TIMEOUT_MS);
-	const char *username = NULL, *mfa = NULL, *message;
+	const char *username = NULL, *mfa = NULL;
 	struct connect_reply rep;
 	size_t pw_len = 0, req_len = 0;
 	long long asked;
@@ -239,10 +241,10 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	locked_free(&req);
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
-	if (reply_error(rep.obj, &message) != PROTO_OK)
-		r = cli_fail_reply(PROTO_OP_LOGIN, rep.obj);
+	if (reply_read_error(&rep.r, NULL, 0) != PROTO_OK)
+		r = cli_fail_reply(PROTO_OP_LOGIN, &rep.r);
 	else
-		r = print_outcome(rep.obj, "login", "logged in", "as", ", token");
+		r = print_outcome(&rep.r, "login", "logged in", "as", ", token");
 	connect_reply_done(&rep);
 	return r;
 }
@@ -263,7 +265,7 @@ static int run_plain(const struct globals *g, int argc, char **argv, enum proto_
 		puts("logged out");
 		r = EXIT_SUCCESS;
 	} else {
-		r = print_outcome(rep.obj, "refresh", "refreshed the token", "for", ",");
+		r = print_outcome(&rep.r, "refresh", "refreshed the token", "for", ",");
 	}
 	connect_reply_done(&rep);
 	return r;

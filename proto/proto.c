@@ -1,6 +1,8 @@
-/* The stable wire names of the ops, states and error codes in proto.h. */
+/* The stable wire names of the ops, states and error codes in proto.h, and the time format of
+ * "expires". */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/proto.h"
 
@@ -88,4 +90,19 @@ int proto_error_from_name(const char *name)
 	int r = lookup(error_names, _PROTO_E_MAX, name);
 
 	return r == PROTO_OK ? -EINVAL : r;
+}
+
+char *proto_format_time(long long t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (size == 0)
+		return buf;
+	buf[0] = '\0';
+	if ((long long)tt != t || !gmtime_r(&tt, &tm))
+		return buf;
+	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		buf[0] = '\0';
+	return buf;
 }

@@ -22,6 +22,10 @@
 /* Deepest JSON nesting accepted in a request. */
 #define PROTO_MAX_DEPTH 8
 
+/* Most top-level fields in a reply (a status reply with an "id" has 19); a client may refuse
+ * one with more. */
+#define PROTO_MAX_REPLY_FIELDS 32
+
 /* Longest JWT the daemon stores or serves, in bytes. */
 #define PROTO_MAX_TOKEN JWT_MAX_LEN /* 16384 */
 
@@ -135,3 +139,7 @@ const char *proto_error_name(enum proto_error err);
 
 /* Returns the error whose wire name is name, or -EINVAL if there is none. */
 int proto_error_from_name(const char *name);
+
+/* Formats unix seconds t as ISO 8601 UTC ("2026-11-29T14:00:00Z") into buf (>= 21 bytes).
+ * Returns buf. */
+char *proto_format_time(long long t, char *buf, size_t size);

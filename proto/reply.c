@@ -3,7 +3,6 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 #include "proto/json.h"
 #include "proto/reply.h"

@@ -18,14 +18,15 @@ PIPE_HEADER = "daemon/helper/pipe.h"
 RULES = {
     "common": ({"common"}, ("curl/", "systemd/")),
     "proto": ({"proto", "common"}, ("curl/", "systemd/", "sodium")),
-    "client": ({"client", "proto", "common"}, ("curl/", "systemd/", "sodium")),
+    "client": ({"client", "proto", "common"}, ("curl/", "systemd/", "sodium", "json-c/")),
     "daemon/helper": ({"daemon/helper", "common"}, ("systemd/",)),
     "daemon": ({"daemon", "proto", "common"}, ("curl/",)),
 }
 
 # program -> shared libraries it must not link
 LINKS = {
-    "client": ("libsodium", "libsystemd", "libcurl"),
+    # the client reads replies with proto/reply_read.c; json-c is the daemon's
+    "client": ("libsodium", "libsystemd", "libcurl", "libjson-c"),
     "daemon": ("libcurl",),
     "helper": ("libsystemd",),
 }

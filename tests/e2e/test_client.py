@@ -110,6 +110,71 @@ def test_daemon_not_answering_times_out_exit_3(workdir):
     assert 0.8 <= elapsed < 4.0, elapsed
 
 
+def _full_listener(path):
+    """A listener whose backlog (listen(0): one connection) is full; returns it and the
+    connection filling it."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(0)
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    filler.connect(path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    with pytest.raises(BlockingIOError):  # the backlog is full indeed
+        probe.connect(path)
+    probe.close()
+    return s, filler
+
+
+def test_full_backlog_times_out_exit_3(workdir):
+    path = os.path.join(workdir, "full.sock")
+    s, filler = _full_listener(path)
+    try:
+        t0 = time.monotonic()
+        rc, out, err = client_at(workdir, path, "--timeout", "1", "get")
+        elapsed = time.monotonic() - t0
+    finally:
+        filler.close()
+        s.close()
+    assert (rc, out) == (3, "")
+    assert_one_error_line(err)
+    assert "no answer from the daemon" in err, err
+    assert 0.8 <= elapsed < 4.0, elapsed
+
+
+def test_full_backlog_waits_for_room(workdir):
+    """A daemon too busy to accept at once is waited for, within the timeout: once it
+    accepts, the client connects and is served."""
+    path = os.path.join(workdir, "busy.sock")
+    s, filler = _full_listener(path)
+    reply = ('{"ok":true,"v":1,"token":"%s"}\n' % TOKEN).encode()
+
+    def serve():
+        time.sleep(0.5)
+        first, _ = s.accept()  # the filler: now there is room
+        first.close()
+        conn, _ = s.accept()
+        with conn:
+            conn.settimeout(10)
+            buf = b""
+            while b"\n" not in buf:
+                buf += conn.recv(4096)
+            conn.sendall(reply)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        rc, out, err = client_at(workdir, path, "--timeout", "5", "get")
+        elapsed = time.monotonic() - t0
+    finally:
+        t.join(5)
+        filler.close()
+        s.close()
+    assert (rc, out, err) == (0, TOKEN + "\n", "")
+    assert 0.4 <= elapsed < 4.0, elapsed
+
+
 @pytest.mark.parametrize("args", [
     [],
     ["frobnicate"],

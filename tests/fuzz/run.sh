@@ -2,9 +2,10 @@
 # Builds the libFuzzer targets in their own clang build directory and runs each for a bounded
 # time; see README.md "Fuzzing".
 #   tests/fuzz/run.sh [SECONDS [TARGET...]]
-# SECONDS per target (default 60); TARGETs among: request jwt login_response fields config
-# (default all). Prints the executions each target reached; exits non-zero if any target
-# crashed, leaked, hung or broke an invariant (the input that did it is kept, see below).
+# SECONDS per target (default 60); TARGETs among: request reply_read jwt login_response
+# fields config (default all). Prints the executions each target reached; exits non-zero if
+# any target crashed, leaked, hung or broke an invariant (the input that did it is kept, see
+# below).
 # Environment:
 #   FUZZ_BUILD   build directory (default build-fuzz in the source tree)
 #   FUZZ_ARGS    more libFuzzer options for every target, e.g. "-seed=1 -only_ascii=1"
@@ -17,7 +18,7 @@ ROOT=$PWD
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-request jwt login_response fields config}
+TARGETS=${*:-request reply_read jwt login_response fields config}
 
 case $SECONDS_EACH in
 '' | *[!0-9]*)
@@ -30,6 +31,7 @@ esac
 max_len() {
 	case $1 in
 	request) echo 4096 ;;
+	reply_read) echo 4096 ;;
 	jwt) echo 4096 ;;
 	login_response) echo 8192 ;;
 	fields) echo 2048 ;;
@@ -45,7 +47,7 @@ for t in $TARGETS; do max_len "$t" >/dev/null; done
 # Tokens of each input format, for libFuzzer's mutations.
 dict() {
 	case $1 in
-	request | jwt | login_response) echo "$ROOT/tests/fuzz/json.dict" ;;
+	request | reply_read | jwt | login_response) echo "$ROOT/tests/fuzz/json.dict" ;;
 	*) echo "$ROOT/tests/fuzz/$1.dict" ;;
 	esac
 }

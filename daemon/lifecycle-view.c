@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "daemon/lifecycle-internal.h"
-#include "proto/reply.h"
+#include "proto/proto.h"
 
 enum proto_state lifecycle_state(const struct lifecycle *lc, const struct lc_time *now)
 {

@@ -12,7 +12,7 @@
 #include "common/util.h"
 #include "daemon/lifecycle-internal.h"
 #include "daemon/log.h"
-#include "proto/reply.h"
+#include "proto/proto.h"
 
 void lc_time_now(struct lc_time *ret)
 {

@@ -2,7 +2,7 @@
  * (containers are tracked in a small bit stack bounded by PROTO_MAX_DEPTH) and never reads
  * past the end it was given, so any byte string may be thrown at it. request.c builds the
  * request parser on these pieces, reply_read.c the reply reader; proto_json_object_valid()
- * checks reply lines with them for reply.c.
+ * checks a whole line with them.
  * Every reader returns 0, or -EBADMSG with a static reason in ps->msg. */
 #pragma once
 

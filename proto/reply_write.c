@@ -29,18 +29,3 @@ int reply_write_error(
 	r = jsonw_end(&w, &len);
 	return r < 0 ? r : (int)len;
 }
-
-char *proto_format_time(long long t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (size == 0)
-		return buf;
-	buf[0] = '\0';
-	if ((long long)tt != t || !gmtime_r(&tt, &tm))
-		return buf;
-	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-	return buf;
-}

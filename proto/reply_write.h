@@ -18,7 +18,3 @@ void reply_begin(struct jsonw *w, char *buf, size_t size, bool ok, const char *i
  * -EILSEQ (message not UTF-8). */
 int reply_write_error(
 		char *buf, size_t size, enum proto_error err, const char *message, const char *id);
-
-/* Formats unix seconds t as ISO 8601 UTC ("2026-11-29T14:00:00Z") into buf (>= 21 bytes).
- * Returns buf. */
-char *proto_format_time(long long t, char *buf, size_t size);

@@ -174,8 +174,12 @@ static void format_utc(int64_t t, char *buf, size_t size)
 	struct tm tm;
 	time_t tt = (time_t)t;
 
-	if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+	/* Not strftime(): it calls tzset(), which reads /etc/localtime, for a UTC time. */
+	if (!gmtime_r(&tt, &tm))
 		snprintf(buf, size, "@%lld", (long long)t);
+	else
+		snprintf(buf, size, "%04d-%02d-%02d %02d:%02d UTC", tm.tm_year + 1900,
+				tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
 }
 
 static void format_in(int64_t secs, char *buf, size_t size)

@@ -163,8 +163,7 @@ static int run(const char *config_path, const char *socket_arg, const char *logi
 	r = tokend_load(d);
 	if (r < 0)
 		goto out;
-	tokend_update_status(d);
-	(void)sd_notify(0, "READY=1");
+	tokend_update_status(d, true);
 	tokend_hold_logins(d, false);
 
 	r = sd_event_loop(e);

@@ -214,13 +214,13 @@ static int on_sync(sd_event_source *s, void *userdata)
 	struct tokend *d = userdata;
 
 	arm_wakeup(d);
-	tokend_update_status(d);
+	tokend_update_status(d, false);
 	if (d->server)
 		server_wake_waiters(d->server);
 	return 0;
 }
 
-void tokend_update_status(struct tokend *d)
+void tokend_update_status(struct tokend *d, bool ready)
 {
 	char line[sizeof(d->status)];
 	struct lc_time now;
@@ -229,10 +229,10 @@ void tokend_update_status(struct tokend *d)
 	lifecycle_status_line(d->lifecycle, &now, line, sizeof(line));
 	/* One line: a newline would let a name smuggle other assignments into sd_notify. */
 	escape_controls(line);
-	if (strcmp(line, d->status) == 0)
+	if (!ready && strcmp(line, d->status) == 0)
 		return;
 	memcpy(d->status, line, sizeof(line));
-	(void)sd_notifyf(0, "STATUS=%s", line);
+	(void)sd_notifyf(0, "%sSTATUS=%s", ready ? "READY=1\n" : "", line);
 }
 
 /* ---- life ---- */
@@ -436,7 +436,6 @@ int tokend_reload(struct tokend *d)
 	 * it holds (tokend_load logged why). */
 	(void)tokend_load(d);
 done:
-	tokend_update_status(d);
-	(void)sd_notify(0, "READY=1");
+	tokend_update_status(d, true);
 	return 0;
 }

@@ -72,5 +72,6 @@ int tokend_load(struct tokend *d);
  * Returns 0. */
 int tokend_reload(struct tokend *d);
 
-/* Recomputes the status line and sends it to systemd (STATUS=) when it changed. */
-void tokend_update_status(struct tokend *d);
+/* Recomputes the status line and sends it to systemd (STATUS=) when it changed; with ready,
+ * always, with READY=1 in the same message (start-up, the end of a reload). */
+void tokend_update_status(struct tokend *d, bool ready);

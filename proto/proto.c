@@ -1,6 +1,7 @@
 /* The stable wire names of the ops, states and error codes in proto.h, and the time format of
  * "expires". */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -94,6 +95,7 @@ int proto_error_from_name(const char *name)
 
 char *proto_format_time(long long t, char *buf, size_t size)
 {
+	int n;
 	time_t tt = (time_t)t;
 	struct tm tm;
 
@@ -102,7 +104,10 @@ char *proto_format_time(long long t, char *buf, size_t size)
 	buf[0] = '\0';
 	if ((long long)tt != t || !gmtime_r(&tt, &tm))
 		return buf;
-	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
+	/* Not strftime(): it calls tzset(), which reads /etc/localtime, for a UTC time. */
+	n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+			tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (n < 0 || (size_t)n >= size)
+		buf[0] = '\0'; /* never a truncated time */
 	return buf;
 }

@@ -273,27 +273,50 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	assert_int_equal(close(fd), 0);
 }
 
+/* Files a test points the daemon at: a secret (password or token) and a login helper that
+ * sleeps, so that a helper process started stays there to be seen. */
+struct scratch {
+	char dir[32];
+	char secret[64];
+	char helper[64];
+};
+
+/* Makes s in a new directory, with secret_text in the file secret_name, and blocks SIGCHLD as
+ * regscale-tokend's main() does (sd-event watches helpers with it blocked). */
+static void scratch_make(struct scratch *s, const char *secret_name, const char *secret_text)
+{
+	sigset_t mask;
+
+	snprintf(s->dir, sizeof(s->dir), "/tmp/rt-proto-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->secret, sizeof(s->secret), "%s/%s", s->dir, secret_name);
+	snprintf(s->helper, sizeof(s->helper), "%s/helper", s->dir);
+	write_file(s->secret, secret_text, 0600);
+	write_file(s->helper, "#!/bin/sh\nexec sleep 10\n", 0700);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+}
+
+static void scratch_remove(struct scratch *s)
+{
+	unlink(s->secret);
+	unlink(s->helper);
+	rmdir(s->dir);
+}
+
 /* A service token is served at once; the check with RegScale (a helper process) starts only
  * once the event loop runs, which is after READY=1: loading it starts no process. */
 static void test_service_token_checked_after_start(void **state)
 {
 	struct fixture *f = *state;
-	char dir[] = "/tmp/rt-proto-XXXXXX", path[64], helper[64];
 	char *token = make_token(time(NULL) + 3600, "user-s");
 	struct json_object *o;
-	sigset_t mask;
+	struct scratch sc;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/token", dir);
-	snprintf(helper, sizeof(helper), "%s/helper", dir);
-	write_file(path, token, 0600);
-	write_file(helper, "#!/bin/sh\nexec sleep 10\n", 0700);
-	f->d->config.token_file = strdup(path);
-	f->d->login_helper = helper;
-	/* As regscale-tokend's main() does: sd-event watches helpers with SIGCHLD blocked. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+	scratch_make(&sc, "token", token);
+	f->d->config.token_file = strdup(sc.secret);
+	f->d->login_helper = sc.helper;
 
 	assert_int_equal(tokend_load(f->d), 0);
 	errno = 0;
@@ -310,9 +333,7 @@ static void test_service_token_checked_after_start(void **state)
 	assert_non_null(strstr(str(o, "message"), "RegScale is checking the token"));
 	json_object_put(o);
 
-	unlink(path);
-	unlink(helper);
-	rmdir(dir);
+	scratch_remove(&sc);
 	free(token);
 }
 
@@ -322,21 +343,13 @@ static void test_service_token_checked_after_start(void **state)
 static void test_first_login_waits_for_ready(void **state)
 {
 	struct fixture *f = *state;
-	char dir[] = "/tmp/rt-proto-XXXXXX", path[64], helper[64];
 	struct json_object *o;
-	sigset_t mask;
+	struct scratch sc;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/password", dir);
-	snprintf(helper, sizeof(helper), "%s/helper", dir);
-	write_file(path, "hunter2\n", 0600);
-	write_file(helper, "#!/bin/sh\nexec sleep 10\n", 0700);
-	f->d->config.password_file = strdup(path);
+	scratch_make(&sc, "password", "hunter2\n");
+	f->d->config.password_file = strdup(sc.secret);
 	f->d->config.username = strdup("alice");
-	f->d->login_helper = helper;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+	f->d->login_helper = sc.helper;
 
 	tokend_hold_logins(f->d, true);
 	assert_int_equal(tokend_load(f->d), 0);
@@ -365,9 +378,7 @@ static void test_first_login_waits_for_ready(void **state)
 	assert_non_null(strstr(str(o, "last_error"), "cannot start the login helper"));
 	json_object_put(o);
 
-	unlink(path);
-	unlink(helper);
-	rmdir(dir);
+	scratch_remove(&sc);
 }
 
 static double monotonic_sec(void)
@@ -621,14 +632,12 @@ static void test_requests_behind_a_waiting_get(void **state)
 {
 	enum { BIG = 6, PAD = 16000 };
 	struct fixture *f = *state;
-	char dir[] = "/tmp/rt-proto-XXXXXX", path[64];
+	struct scratch sc;
 	static char lines[BIG * (PAD + 64)];
 	size_t len;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/password", dir);
-	write_file(path, "hunter2\n", 0600);
-	f->d->config.password_file = strdup(path);
+	scratch_make(&sc, "password", "hunter2\n");
+	f->d->config.password_file = strdup(sc.secret);
 	f->d->config.username = strdup("alice");
 	tokend_hold_logins(f->d, true); /* a login in flight that never ends */
 	assert_int_equal(tokend_load(f->d), 0);
@@ -650,8 +659,7 @@ static void test_requests_behind_a_waiting_get(void **state)
 		assert_non_null(strstr(line, i < 0 ? "\"ok\":false" : want));
 		free(line);
 	}
-	unlink(path);
-	rmdir(dir);
+	scratch_remove(&sc);
 }
 
 static void test_request_split_byte_by_byte(void **state)

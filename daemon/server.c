@@ -681,36 +681,33 @@ static int on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* One connection per wakeup: the listening socket is level-triggered, so the loop reports it
+ * again at once while more wait. Accepting until EAGAIN cost every client that connects per
+ * request an accept4() that fails. */
 static int on_listen(sd_event_source *es, int fd, uint32_t revents, void *userdata)
 {
 	struct server *s = userdata;
+	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	for (int i = 0; i < 32; i++) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (cfd < 0) {
-			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-				return 0;
-			/* Out of descriptors or memory: the pending connection stays in the
-			 * backlog and epoll would report it again at once. Pause accepting
-			 * instead of spinning. */
-			if (now_monotonic_usec() - s->last_accept_warning > 10 * 1000000ULL) {
-				log_warning_errno(-errno, "cannot accept clients for now");
-				s->last_accept_warning = now_monotonic_usec();
-			}
-			(void)sd_event_source_set_enabled(s->listen, SD_EVENT_OFF);
-			if (!s->accept_retry)
-				(void)sd_event_add_time_relative(s->event, &s->accept_retry,
-						CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
-						on_accept_retry, s);
-			else {
-				(void)sd_event_source_set_time_relative(
-						s->accept_retry, ACCEPT_RETRY_USEC);
-				(void)sd_event_source_set_enabled(
-						s->accept_retry, SD_EVENT_ONESHOT);
-			}
-			return 0;
-		}
+	if (cfd >= 0) {
 		(void)server_add_connection(s, cfd);
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+		return 0;
+	/* Out of descriptors or memory: the pending connection stays in the backlog and epoll
+	 * would report it again at once. Pause accepting instead of spinning. */
+	if (now_monotonic_usec() - s->last_accept_warning > 10 * 1000000ULL) {
+		log_warning_errno(-errno, "cannot accept clients for now");
+		s->last_accept_warning = now_monotonic_usec();
+	}
+	(void)sd_event_source_set_enabled(s->listen, SD_EVENT_OFF);
+	if (!s->accept_retry)
+		(void)sd_event_add_time_relative(s->event, &s->accept_retry, CLOCK_MONOTONIC,
+				ACCEPT_RETRY_USEC, 0, on_accept_retry, s);
+	else {
+		(void)sd_event_source_set_time_relative(s->accept_retry, ACCEPT_RETRY_USEC);
+		(void)sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
 	}
 	return 0;
 }

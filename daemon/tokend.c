@@ -377,8 +377,9 @@ int tokend_load(struct tokend *d)
 	if (r < 0)
 		return r == -EPERM ? r : 0;
 	lc_time_now(&now);
-	if (lifecycle_configure(d->lifecycle, d->config.username, password, d->config.url, &now) <
-			0)
+	/* A login that could not start was logged, and will be retried, by the lifecycle. */
+	if (lifecycle_configure(d->lifecycle, d->config.username, password, d->config.url, &now) ==
+			-ENOMEM)
 		log_error("cannot set up the credentials: out of memory");
 	return 0;
 }

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from loginenv import lg, lg_ca, lg_workdir  # noqa: F401 - pytest fixtures
-from loginenv import PASSWORD, USERNAME, claims_of, needs_binaries
+from loginenv import PASSWORD, USERNAME, claims_of, needs_binaries, wait_until
 
 pytestmark = needs_binaries
 
@@ -93,6 +93,19 @@ def test_no_credentials_waits_for_login(lg):
     rc, out, err = d.client("get")
     assert rc == 4 and out == "", (rc, out, err)
     assert srv.control.stats()["login"] == 0
+
+
+def test_missing_login_helper_is_named_not_out_of_memory(lg):
+    """A login helper that is not there makes a failed login that names it and is retried;
+    the log does not blame memory."""
+    d = lg.daemon(helper="/nonexistent/regscale-token-login")
+    assert wait_until(lambda: d.status()["state"] == "retrying", 5), d.log_text()
+    assert "cannot start the login helper" in d.status()["last_error"]
+    # A reload with a new password starts its login at once, not after READY=1.
+    d.set_password_file("another-" + PASSWORD)
+    d.sighup()
+    assert wait_until(lambda: d.log_text().count("cannot start the login helper") >= 4, 5)
+    assert "out of memory" not in d.log_text()
 
 
 def test_login_over_socket_then_logout(lg):

@@ -28,6 +28,12 @@ struct call {
 
 typedef enum proto_error (*answer_fn)(const struct request *req, struct call *call);
 
+/* Seconds the held token has left (0 once expired): "expires_in". */
+static int64_t expires_in(const struct call *call, const struct lc_info *info)
+{
+	return info->expires_at > call->now.wall ? info->expires_at - call->now.wall : 0;
+}
+
 /* The fields describing the held token, shared by get, status, login and refresh: kind,
  * user_id, url, expires_at, expires, and expires_in (relative to now, absent with_in false:
  * the get reply adds it itself). */
@@ -55,10 +61,7 @@ static void put_token_fields(
 	jsonw_string_or_null(
 			w, PROTO_F_EXPIRES, proto_format_time(info->expires_at, iso, sizeof(iso)));
 	if (with_in)
-		jsonw_int(w, PROTO_F_EXPIRES_IN,
-				info->expires_at > call->now.wall
-						? info->expires_at - call->now.wall
-						: 0);
+		jsonw_int(w, PROTO_F_EXPIRES_IN, expires_in(call, info));
 }
 
 static void put_time(struct jsonw *w, const char *key, int64_t t)
@@ -73,6 +76,7 @@ static void put_time(struct jsonw *w, const char *key, int64_t t)
 static enum proto_error finish(struct call *call, struct jsonw *w)
 {
 	if (jsonw_end(w, &call->reply->len) < 0) {
+		call->reply->len = w->len; /* all that was written, a token too, is wiped */
 		secret_clear(call->reply);
 		return PROTO_E_INTERNAL;
 	}
@@ -188,28 +192,15 @@ static int token_fields_update(struct call *call, const struct lc_info *info)
 	return 0;
 }
 
-/* Appends s[0..n) at buf->data + buf->len if it fits (and room bytes more). */
-static bool append(struct secret *buf, const char *s, size_t n, size_t room)
-{
-	if (n + room >= buf->size - buf->len)
-		return false;
-	memcpy(buf->data + buf->len, s, n);
-	buf->len += n;
-	return true;
-}
-
 /* The get reply: {"ok":true,"v":1[,"id":..]<token fields>,"expires_in":N,"token":"<jwt>"}.
  * Copied from the fields built once per token, the token decrypted straight into its place
  * in the (guarded) reply buffer: a JWT needs no JSON escaping. */
 static enum proto_error reply_token(const struct request *req, struct call *call)
 {
-	static const char head[] = "{\"" PROTO_F_OK "\":true,\"" PROTO_F_V "\":1";
-	static const char in_key[] = ",\"" PROTO_F_EXPIRES_IN "\":";
 	static const char token_key[] = ",\"" PROTO_F_TOKEN "\":\"";
 	const struct ops_token_fields *f = &call->env->token_fields;
-	struct secret *buf = call->reply;
 	struct lc_info info;
-	char num[24];
+	struct jsonw w;
 	ssize_t n;
 	int r;
 
@@ -219,45 +210,25 @@ static enum proto_error reply_token(const struct request *req, struct call *call
 		log_error_errno(r, "cannot build the reply");
 		return PROTO_E_INTERNAL;
 	}
-	buf->len = 0;
-	if (req->id[0]) {
-		struct jsonw w;
-
-		/* Rare enough to go through the writer: an id may need escaping. */
-		reply_begin(&w, buf->data, buf->size, true, req->id);
-		if (w.err < 0)
-			return PROTO_E_INTERNAL;
-		buf->len = w.len;
-	} else
-		(void)append(buf, head, sizeof(head) - 1, 0);
-	if (!append(buf, f->text, f->len, 0))
-		goto nobufs;
-	if (info.expires_at) {
-		size_t digits = jsonw_format_u64(
-				info.expires_at > call->now.wall
-						? (uint64_t)(info.expires_at - call->now.wall)
-						: 0,
-				num);
-		if (!append(buf, in_key, sizeof(in_key) - 1, 0) || !append(buf, num, digits, 0))
-			goto nobufs;
+	begin_ok(&w, req, call);
+	jsonw_raw(&w, f->text, f->len);
+	if (info.expires_at)
+		jsonw_int(&w, PROTO_F_EXPIRES_IN, expires_in(call, &info));
+	jsonw_raw(&w, token_key, sizeof(token_key) - 1);
+	if (w.err < 0 || w.size - w.len < 4) {
+		log_error("the reply to get does not fit %zu bytes", w.size);
+		return PROTO_E_INTERNAL; /* nothing secret written yet */
 	}
-	if (!append(buf, token_key, sizeof(token_key) - 1, 0))
-		goto nobufs;
-	n = lifecycle_open_token_into(
-			call->env->lifecycle, buf->data + buf->len, buf->size - buf->len);
-	if (n < 0 || !append(buf, "", 0, (size_t)n + 3)) {
-		log_error_errno(n < 0 ? (int)n : -ENOBUFS, "cannot decrypt the held token");
-		secret_clear(buf);
+	/* Room is left for the closing quote, "}\n" and the NUL after them. */
+	n = lifecycle_open_token_into(call->env->lifecycle, w.buf + w.len, w.size - w.len - 3);
+	if (n < 0) {
+		/* vault_open_into() leaves no plaintext behind when it fails. */
+		log_error_errno((int)n, "cannot decrypt the held token");
 		return PROTO_E_INTERNAL;
 	}
-	buf->len += (size_t)n;
-	(void)append(buf, "\"}\n", 3, 0);
-	buf->data[buf->len] = '\0';
-	return PROTO_OK;
-nobufs:
-	log_error("the reply to get does not fit %zu bytes", buf->size);
-	secret_clear(buf);
-	return PROTO_E_INTERNAL;
+	w.len += (size_t)n;
+	jsonw_raw(&w, "\"", 1);
+	return finish(call, &w);
 }
 
 static enum proto_error answer_get(const struct request *req, struct call *call)

@@ -23,6 +23,11 @@ static void put(struct jsonw *w, const char *s, size_t n)
 	w->buf[w->len] = '\0';
 }
 
+void jsonw_raw(struct jsonw *w, const char *s, size_t n)
+{
+	put(w, s, n);
+}
+
 static void put_str(struct jsonw *w, const char *s)
 {
 	put(w, s, strlen(s));

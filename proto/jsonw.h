@@ -21,6 +21,9 @@ struct jsonw {
  * copied into a line later. */
 void jsonw_fragment(struct jsonw *w, char *buf, size_t size);
 
+/* Appends s[0..n) as it is: JSON written elsewhere (a fragment), or a value's plain bytes. */
+void jsonw_raw(struct jsonw *w, const char *s, size_t n);
+
 /* Returns the most bytes a string of len bytes takes once escaped and quoted. */
 size_t jsonw_string_max(size_t len);
 

@@ -55,10 +55,10 @@ static void held_clear(struct held_login *h)
 	*h = (struct held_login){0};
 }
 
-static int hook_start_login(void *userdata, enum lc_slot slot, const char *username,
-		const struct secret *password, const char *mfa, const char **ret_reason)
+/* Starts the login helper for slot. Returns 0 or -errno. */
+static int start_helper(struct tokend *d, enum lc_slot slot, const char *username,
+		const struct secret *password, const char *mfa)
 {
-	struct tokend *d = userdata;
 	struct helper_input req = {
 			.mode = HELPER_MODE_LOGIN,
 			.config = &d->config,
@@ -66,6 +66,16 @@ static int hook_start_login(void *userdata, enum lc_slot slot, const char *usern
 			.password = password,
 			.mfa = mfa,
 	};
+
+	return helper_start(d->event, d->login_helper, &req,
+			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
+			d, &d->helpers[slot]);
+}
+
+static int hook_start_login(void *userdata, enum lc_slot slot, const char *username,
+		const struct secret *password, const char *mfa, const char **ret_reason)
+{
+	struct tokend *d = userdata;
 	int r;
 
 	d->helpers[slot] = helper_free(d->helpers[slot]);
@@ -85,9 +95,7 @@ static int hook_start_login(void *userdata, enum lc_slot slot, const char *usern
 		h->held = true;
 		return 0;
 	}
-	r = helper_start(d->event, d->login_helper, &req,
-			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
-			d, &d->helpers[slot]);
+	r = start_helper(d, slot, username, password, mfa);
 	if (r < 0)
 		*ret_reason = "cannot start the login helper";
 	return r;
@@ -108,27 +116,18 @@ void tokend_hold_logins(struct tokend *d, bool hold)
 		return;
 	for (int slot = 0; slot < _LC_SLOT_MAX; slot++) {
 		struct held_login *h = &d->held[slot];
-		struct helper_input req = {
-				.mode = HELPER_MODE_LOGIN,
-				.config = &d->config,
-				.username = h->username,
-				.password = h->password,
-				.mfa = h->has_mfa ? h->mfa : NULL,
-		};
-		struct helper_result res = {.outcome = HELPER_TRANSIENT, .retry_after = -1};
+		struct helper_result res = {
+				.outcome = HELPER_TRANSIENT, .retry_after = -1, .expires_in = -1};
 		int r;
 
 		if (!h->held)
 			continue;
-		r = helper_start(d->event, d->login_helper, &req,
-				slot == LC_SLOT_IDENTITY ? on_identity_login_done
-							 : on_candidate_login_done,
-				d, &d->helpers[slot]);
+		r = start_helper(d, (enum lc_slot)slot, h->username, h->password,
+				h->has_mfa ? h->mfa : NULL);
 		held_clear(h);
 		if (r < 0) {
 			snprintf(res.message, sizeof(res.message),
 					"cannot start the login helper: %s", strerror(-r));
-			res.expires_in = -1;
 			login_done(d, (enum lc_slot)slot, &res);
 		}
 	}

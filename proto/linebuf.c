@@ -25,6 +25,14 @@ void linebuf_done(struct linebuf *b)
 	*b = (struct linebuf){0};
 }
 
+/* Gives lent storage back: b holds no storage of its own afterwards. */
+static void end_loan(struct linebuf *b)
+{
+	b->data = NULL;
+	b->size = 0;
+	b->lent = false;
+}
+
 void linebuf_lend(struct linebuf *b, char *buf, size_t size)
 {
 	b->loan = buf;
@@ -60,9 +68,7 @@ int linebuf_keep(struct linebuf *b)
 	if (!b->lent)
 		return 0;
 	if (b->len == 0) {
-		b->data = NULL;
-		b->size = 0;
-		b->lent = false;
+		end_loan(b);
 		return 0;
 	}
 	while (size < b->len + 1 && size < b->max)
@@ -74,9 +80,8 @@ int linebuf_keep(struct linebuf *b)
 	if (move_to(b, size) < 0) {
 		/* The loan must end all the same: drop what it held. */
 		explicit_bzero(b->data, b->len);
-		b->data = NULL;
-		b->len = b->size = b->peek_len = b->peek_next = 0;
-		b->lent = false;
+		end_loan(b);
+		b->len = b->peek_len = b->peek_next = 0;
 		return -ENOMEM;
 	}
 	return 0;
@@ -191,11 +196,8 @@ void linebuf_pop(struct linebuf *b)
 	b->peek_next = 0;
 
 	/* Lent storage goes back once nothing is held. */
-	if (b->len == 0 && b->lent) {
-		b->data = NULL;
-		b->size = 0;
-		b->lent = false;
-	}
+	if (b->len == 0 && b->lent)
+		end_loan(b);
 	/* Hand a large buffer back once it is empty: 128 idle clients need not keep 8 MiB. */
 	if (b->len == 0 && b->size > LINEBUF_INITIAL) {
 		free(b->data);

@@ -1,7 +1,5 @@
 /* Reply lines written with jsonw; see reply_write.h. */
-#include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "proto/reply_write.h"
 

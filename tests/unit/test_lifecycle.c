@@ -21,6 +21,7 @@
 #include "daemon/lifecycle.h"
 #include "daemon/vault.h"
 #include "proto/proto.h"
+#include "testjwt.h"
 
 #define USEC      1000000ULL
 #define BASE_WALL INT64_C(1700000000)
@@ -182,19 +183,13 @@ static int world_teardown(void **state)
 /* Returns a new JWT (caller frees) with the claims given; has_iat false leaves iat out. */
 static char *mint(struct world *w, bool has_iat, int64_t iat, int64_t exp, const char *user)
 {
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	char payload[256], iat_part[48] = "", h64[128], p64[512], *token;
+	char payload[256], iat_part[48] = "";
 
 	if (has_iat)
 		snprintf(iat_part, sizeof(iat_part), "\"iat\":%lld,", (long long)iat);
 	snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"jti\":\"t%u\",%s\"exp\":%lld}", user,
 			++w->jti, iat_part, (long long)exp);
-	sodium_bin2base64(h64, sizeof(h64), (const unsigned char *)header, strlen(header),
-			sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	sodium_bin2base64(p64, sizeof(p64), (const unsigned char *)payload, strlen(payload),
-			sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	assert_true(asprintf(&token, "%s.%s.c2lnbmF0dXJlLWJ5dGVz", h64, p64) > 0);
-	return token;
+	return test_jwt(payload);
 }
 
 /* Delivers a login result for slot at the current time; token may be NULL. */

@@ -26,6 +26,7 @@
 #include "daemon/server.h"
 #include "daemon/tokend.h"
 #include "proto/proto.h"
+#include "testjwt.h"
 
 struct fixture {
 	sd_event *e;
@@ -35,17 +36,11 @@ struct fixture {
 
 static char *make_token(int64_t exp, const char *user)
 {
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	char payload[256], h64[128], p64[512], *token;
+	char payload[256];
 
 	snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"iat\":%lld,\"exp\":%lld}", user,
 			(long long)time(NULL), (long long)exp);
-	sodium_bin2base64(h64, sizeof(h64), (const unsigned char *)header, strlen(header),
-			sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	sodium_bin2base64(p64, sizeof(p64), (const unsigned char *)payload, strlen(payload),
-			sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	assert_true(asprintf(&token, "%s.%s.c2lnbmF0dXJlLWJ5dGVz", h64, p64) > 0);
-	return token;
+	return test_jwt(payload);
 }
 
 static void hold_token(struct tokend *d, const char *token)

@@ -128,13 +128,22 @@ int cli_option_error(int c, char **argv)
 	return cli_usage_error("invalid option '%s'", clean);
 }
 
-int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit)
+static bool json_output;
+
+bool cli_json(void)
+{
+	return json_output;
+}
+
+int cli_getopt(int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit)
 {
 	int idx = -1;
-	int c = getopt_long(argc, argv, "+:hp::", opts, &idx);
+	int c;
 	const char *name;
 	char clean[128];
 
+	while ((c = getopt_long(argc, argv, "+:hp::", opts, &idx)) == 'j')
+		json_output = true;
 	switch (c) {
 	case -1:
 		if (optind >= argc)
@@ -143,7 +152,7 @@ int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit)
 				format_sanitize(argv[optind], clean, sizeof(clean)), argv[0]);
 		break;
 	case 'h':
-		fputs(cli_usage_text, stdout);
+		fputs(usage, stdout);
 		*ret_exit = EXIT_SUCCESS;
 		break;
 	case '?':
@@ -166,20 +175,17 @@ int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit)
 	return -ECANCELED;
 }
 
-int cli_simple_options(int argc, char **argv, bool *json, int *ret_exit)
+int cli_simple_options(int argc, char **argv, const char *usage, int *ret_exit)
 {
-	static const struct option opts_json[] = {
-			{"json", no_argument, NULL, 'j'},
+	static const struct option opts[] = {
+			CLI_JSON_OPTION,
 			{"help", no_argument, NULL, 'h'},
 			CLI_GLOBAL_OPTIONS_MISPLACED,
 			{0},
 	};
-	int c;
 
-	/* Without json the table starts at --help, and 'j' never comes back. */
-	while ((c = cli_getopt(argc, argv, json ? opts_json : opts_json + 1, ret_exit)) > 0)
-		*json = true;
-	return c;
+	/* No option of its own comes back: only 0 or -ECANCELED. */
+	return cli_getopt(argc, argv, opts, usage, ret_exit);
 }
 
 int64_t cli_timeout(const struct globals *g, int64_t default_ms)

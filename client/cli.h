@@ -64,6 +64,16 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports a getopt failure (c is '?' or ':') for argv[optind - 1] and returns EXIT_USAGE. */
 int cli_option_error(int c, char **argv);
 
+/* --json, which every command takes: its output, and any error, as one JSON object on stdout
+ * (cli_json() tells whether it was given). End a command's option table with it. */
+#define CLI_JSON_OPTION                                                                            \
+	{                                                                                          \
+		"json", no_argument, NULL, 'j'                                                     \
+	}
+
+/* Returns true once --json was given to the command. */
+bool cli_json(void);
+
 /* Global options given after the command are refused with a hint where they go: end a
  * command's option table with these. */
 /* clang-format off */
@@ -75,16 +85,17 @@ int cli_option_error(int c, char **argv);
 	{"version", no_argument, NULL, 'G'}
 /* clang-format on */
 
-/* Parses a command's options with getopt_long. Returns the next of its own options (the val
- * of its entry, > 0), or 0 when they are done and no argument is left. Returns -ECANCELED
- * with the exit code in *ret_exit once --help was printed (EXIT_SUCCESS), or a usage error, a
+/* Parses a command's options with getopt_long; usage is the command's --help text. --json
+ * (CLI_JSON_OPTION) is handled here. Returns the next of its own options (the val of its
+ * entry, > 0), or 0 when they are done and no argument is left. Returns -ECANCELED with the
+ * exit code in *ret_exit once --help was printed (EXIT_SUCCESS), or a usage error, a
  * misplaced global option or an argument left over was said (EXIT_USAGE). */
-int cli_getopt(int argc, char **argv, const struct option *opts, int *ret_exit);
+int cli_getopt(int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit);
 
-/* Parses the options of a command that has none but --help, and --json when json is not
- * NULL (*json is set when it is given). Returns 0 to go on, or -ECANCELED with the exit code
- * in *ret_exit (--help was printed, or a usage error said). */
-int cli_simple_options(int argc, char **argv, bool *json, int *ret_exit);
+/* Parses the options of a command that has none but --help and --json; usage is its --help
+ * text. Returns 0 to go on, or -ECANCELED with the exit code in *ret_exit (--help was
+ * printed, or a usage error said). */
+int cli_simple_options(int argc, char **argv, const char *usage, int *ret_exit);
 
 /* Returns the budget for an exchange: --timeout when given, else default_ms. */
 int64_t cli_timeout(const struct globals *g, int64_t default_ms);

@@ -25,12 +25,44 @@
 /* Room for the longest get request line, with both numbers. */
 #define SMALL_REQUEST 128
 
+/* clang-format off */
+static const char get_usage[] =
+	"Usage: regscale-token [OPTIONS] get [--format FORMAT] [--min-valid DURATION]\n"
+	"                                    [--wait DURATION]\n"
+	"\n"
+	"Print the token on stdout, nothing else. FORMAT is one of\n"
+	"  raw     <jwt> (default)\n"
+	"  bearer  Bearer <jwt>\n"
+	"  header  Authorization: Bearer <jwt>\n"
+	"  json    the daemon's reply line as received\n"
+	"With --min-valid the token must stay valid that long: if it would not, the daemon\n"
+	"refreshes it and waits up to --wait (default 30s, at most 5m) for a fresh one, else\n"
+	"the exit is 4. Without a token yet (the daemon just started or reloaded and is\n"
+	"logging in) get waits for that login, up to --wait too.\n"
+	"DURATION is a whole number of seconds, alone or followed by s, m, h or d.\n"
+	"See 'regscale-token --help' for the options before the command and exit codes.\n";
+
+static const char status_usage[] =
+	"Usage: regscale-token [OPTIONS] status [--json]\n"
+	"\n"
+	"Show the token's state, expiry and refresh times, the last error and the daemon's\n"
+	"version, pid and uptime; --json prints the daemon's reply line. Exits 0 whenever the\n"
+	"daemon reported a state, including \"expired\", \"no_token\" and\n"
+	"\"credentials_rejected\".\n";
+
+static const char ping_usage[] =
+	"Usage: regscale-token [OPTIONS] ping [--json]\n"
+	"\n"
+	"Check that the daemon answers; prints \"pong\".\n";
+/* clang-format on */
+
 static int run_get(const struct globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 			{"format", required_argument, NULL, 'f'},
 			{"min-valid", required_argument, NULL, 'm'},
 			{"wait", required_argument, NULL, 'w'},
+			CLI_JSON_OPTION,
 			{"help", no_argument, NULL, 'h'},
 			CLI_GLOBAL_OPTIONS_MISPLACED,
 			{0},
@@ -46,7 +78,7 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	size_t len;
 	int c, r, ex = 0;
 
-	while ((c = cli_getopt(argc, argv, opts, &ex)) > 0) {
+	while ((c = cli_getopt(argc, argv, opts, get_usage, &ex)) > 0) {
 		switch (c) {
 		case 'f':
 			r = format_token_from_name(optarg);
@@ -119,15 +151,14 @@ static int run_get(const struct globals *g, int argc, char **argv)
 static int run_status(const struct globals *g, int argc, char **argv)
 {
 	struct connect_reply rep;
-	bool json = false;
 	int ex, r;
 
-	if (cli_simple_options(argc, argv, &json, &ex) < 0)
+	if (cli_simple_options(argc, argv, status_usage, &ex) < 0)
 		return ex;
 	r = cli_call_simple(g, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)
 		return r;
-	if (json) {
+	if (cli_json()) {
 		fwrite(rep.line, 1, rep.len, stdout);
 		fputc('\n', stdout);
 		r = 0;
@@ -149,7 +180,7 @@ static int run_ping(const struct globals *g, int argc, char **argv)
 	bool pong, ok;
 	int ex, r;
 
-	if (cli_simple_options(argc, argv, NULL, &ex) < 0)
+	if (cli_simple_options(argc, argv, ping_usage, &ex) < 0)
 		return ex;
 	r = cli_call_simple(g, PROTO_OP_PING, CLI_TIMEOUT_MS, &rep);
 	if (r != 0)

@@ -138,11 +138,34 @@ static bool mfa_valid(const char *s)
 	return true;
 }
 
+/* clang-format off */
+static const char login_usage[] =
+	"Usage: regscale-token [OPTIONS] login [--username USER] [--mfa CODE]\n"
+	"\n"
+	"Log the daemon in to RegScale with a password; it keeps the credentials (sealed) to\n"
+	"refresh the token. The password is read without echo from the terminal, or as one\n"
+	"line from standard input when that is not a terminal; never from the command line or\n"
+	"the environment. USER defaults to the daemon's configured username; CODE is a\n"
+	"one-time MFA code. Only the daemon's own user and root may log in.\n";
+
+static const char logout_usage[] =
+	"Usage: regscale-token [OPTIONS] logout\n"
+	"\n"
+	"Make the daemon forget the token and stored credentials.\n";
+
+static const char refresh_usage[] =
+	"Usage: regscale-token [OPTIONS] refresh\n"
+	"\n"
+	"Have the daemon log in again now with the stored credentials (or reload a service\n"
+	"token's file) and print the outcome.\n";
+/* clang-format on */
+
 int session_run_login(const struct globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 			{"username", required_argument, NULL, 'u'},
 			{"mfa", required_argument, NULL, 'm'},
+			CLI_JSON_OPTION,
 			{"help", no_argument, NULL, 'h'},
 			/* Refused with an explanation, and without echoing the value. */
 			{"password", optional_argument, NULL, 'P'},
@@ -160,7 +183,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 	char clean[64];
 	int c, r, ex = 0;
 
-	while ((c = cli_getopt(argc, argv, opts, &ex)) > 0) {
+	while ((c = cli_getopt(argc, argv, opts, login_usage, &ex)) > 0) {
 		switch (c) {
 		case 'u':
 			if (!*optarg || strlen(optarg) > PROTO_MAX_USERNAME ||
@@ -251,12 +274,12 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 
 /* Runs logout or refresh: a request without fields. */
 static int run_plain(const struct globals *g, int argc, char **argv, enum proto_op op,
-		int64_t timeout_ms)
+		const char *usage, int64_t timeout_ms)
 {
 	struct connect_reply rep;
 	int ex, r;
 
-	if (cli_simple_options(argc, argv, NULL, &ex) < 0)
+	if (cli_simple_options(argc, argv, usage, &ex) < 0)
 		return ex;
 	r = cli_call_simple(g, op, timeout_ms, &rep);
 	if (r != 0)
@@ -273,10 +296,10 @@ static int run_plain(const struct globals *g, int argc, char **argv, enum proto_
 
 int session_run_logout(const struct globals *g, int argc, char **argv)
 {
-	return run_plain(g, argc, argv, PROTO_OP_LOGOUT, CLI_TIMEOUT_MS);
+	return run_plain(g, argc, argv, PROTO_OP_LOGOUT, logout_usage, CLI_TIMEOUT_MS);
 }
 
 int session_run_refresh(const struct globals *g, int argc, char **argv)
 {
-	return run_plain(g, argc, argv, PROTO_OP_REFRESH, CLI_LOGIN_TIMEOUT_MS);
+	return run_plain(g, argc, argv, PROTO_OP_REFRESH, refresh_usage, CLI_LOGIN_TIMEOUT_MS);
 }

@@ -73,6 +73,7 @@ static const char *const error_names[_PROTO_E_MAX] = {
 		[PROTO_E_LOGIN_FAILED] = "login_failed",
 		[PROTO_E_CREDENTIALS_REJECTED] = "credentials_rejected",
 		[PROTO_E_LOGIN_REQUIRED] = "login_required",
+		[PROTO_E_MFA_REQUIRED] = "mfa_required",
 		[PROTO_E_TIMEOUT] = "timeout",
 		[PROTO_E_INTERNAL] = "internal",
 };

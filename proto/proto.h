@@ -81,6 +81,7 @@ int proto_state_from_name(const char *name);
 /* Values of the "kind" reply field: where the token came from. */
 #define PROTO_KIND_SERVICE "service"
 #define PROTO_KIND_LOGIN   "login"
+#define PROTO_KIND_PASTED  "pasted" /* a token a person copied from RegScale: login "token" */
 
 /* Request field names. */
 #define PROTO_F_OP        "op"
@@ -91,6 +92,8 @@ int proto_state_from_name(const char *name);
 #define PROTO_F_USERNAME  "username"
 #define PROTO_F_PASSWORD  "password"
 #define PROTO_F_MFA       "mfa"
+/* login: a pasted token instead of a password ("Bearer " before it is allowed); its name is
+ * PROTO_F_TOKEN. */
 
 /* Reply field names (PROTOCOL.md "Replies" and each request's table). */
 #define PROTO_F_OK              "ok"
@@ -129,6 +132,7 @@ enum proto_error {
 	PROTO_E_LOGIN_FAILED,         /* a login attempt failed (server, network, protocol) */
 	PROTO_E_CREDENTIALS_REJECTED, /* the server rejected the credentials; needs new ones */
 	PROTO_E_LOGIN_REQUIRED,       /* only a person can renew the token (MFA): run login */
+	PROTO_E_MFA_REQUIRED,         /* RegScale asks for a one-time MFA code and none came */
 	PROTO_E_TIMEOUT,              /* the daemon could not answer in time */
 	PROTO_E_INTERNAL,             /* a bug or resource exhaustion in the daemon */
 	_PROTO_E_MAX,

@@ -317,6 +317,7 @@ static int exit_code_for_error(enum proto_error err)
 		return EXIT_DENIED;
 	case PROTO_E_LOGIN_FAILED:
 	case PROTO_E_CREDENTIALS_REJECTED:
+	case PROTO_E_MFA_REQUIRED:
 		return EXIT_LOGIN;
 	/* The daemon is there but could not serve us in time: "not answering in time". */
 	case PROTO_E_TOO_MANY_CLIENTS:

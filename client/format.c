@@ -346,6 +346,8 @@ const char *format_error_hint(enum proto_error err, enum proto_op op)
 		       "password_file in the daemon's configuration";
 	case PROTO_E_LOGIN_REQUIRED:
 		return "log in again with a fresh code: regscale-token login --mfa CODE";
+	case PROTO_E_MFA_REQUIRED:
+		return "give the one-time code: regscale-token login --mfa CODE";
 	case PROTO_OK:
 	case PROTO_E_INTERNAL:
 	case _PROTO_E_MAX:

@@ -12,6 +12,10 @@
 #include "proto/jsonw.h"
 #include "proto/reply_read.h"
 
+/* One literal, longer than the 4095 bytes C11 asks every compiler to take: GCC and clang take
+ * any length. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 /* clang-format off */
 const char cli_usage_text[] =
 	"Usage: regscale-token [OPTIONS] COMMAND [COMMAND OPTIONS]\n"
@@ -56,7 +60,8 @@ const char cli_usage_text[] =
 	"\n"
 	"Options (before COMMAND):\n"
 	"      --socket PATH      Daemon socket to use; overrides the profile.\n"
-	"  -p, --profile NAME     Daemon profile (default \"default\").\n"
+	"  -p, --profile NAME     Daemon profile (default \"default\"); overrides\n"
+	"                         $REGSCALE_TOKEN_SOCKET.\n"
 	"      --timeout SECONDS  Give up after SECONDS in total, fractions allowed. Default\n"
 	"                         5; 60 for login and refresh; the --wait DURATION plus 5\n"
 	"                         for get --min-valid.\n"
@@ -67,14 +72,17 @@ const char cli_usage_text[] =
 	"  -V, --version          Show the version and exit.\n"
 	"\n"
 	"Environment:\n"
-	"  REGSCALE_TOKEN_SOCKET   Socket path when --socket is not given.\n"
-	"  REGSCALE_TOKEN_PROFILE  Profile name when --profile is not given.\n"
+	"  REGSCALE_TOKEN_SOCKET   Socket path when neither --socket nor --profile is given.\n"
+	"  REGSCALE_TOKEN_PROFILE  Profile name when none of --socket, --profile and\n"
+	"                          $REGSCALE_TOKEN_SOCKET is given.\n"
 	"  " CLI_DAEMON_USER_ENV "  USER when --daemon-user is not given.\n"
 	"  XDG_RUNTIME_DIR         Where a per-user daemon's socket lives.\n"
 	"\n"
-	"The socket is --socket, else $REGSCALE_TOKEN_SOCKET, else for profile NAME\n"
-	"/run/regscale-token/NAME.sock if it exists, else\n"
-	"$XDG_RUNTIME_DIR/regscale-token/NAME.sock (/run/user/UID/... without XDG_RUNTIME_DIR).\n"
+	"The socket is --socket, else the profile of --profile, else $REGSCALE_TOKEN_SOCKET,\n"
+	"else the profile $REGSCALE_TOKEN_PROFILE, else the profile \"default\": the command\n"
+	"line beats the environment. Profile NAME is /run/regscale-token/NAME.sock if it\n"
+	"exists, else $XDG_RUNTIME_DIR/regscale-token/NAME.sock (/run/user/UID/... without\n"
+	"XDG_RUNTIME_DIR).\n"
 	"\n"
 	"Exit status:\n"
 	"  0  success\n"
@@ -86,6 +94,7 @@ const char cli_usage_text[] =
 	"  6  login failed, or the credentials were rejected\n"
 	"Errors are one line on stderr; stdout carries only the requested output.\n";
 /* clang-format on */
+#pragma GCC diagnostic pop
 
 /* Prints "regscale-token: <fmt...><tail>" as one line on stderr. */
 __attribute__((format(printf, 2, 0))) static void say(const char *tail, const char *fmt, va_list ap)
@@ -199,7 +208,7 @@ int cli_socket_path(const struct globals *g, char **ret_path)
 	char clean[128];
 	int r;
 
-	r = connect_socket_path(g->socket, g->profile, ret_path, &bad);
+	r = connect_socket_path(g->socket, g->profile, ret_path, &bad, NULL);
 	if (r == -EINVAL && bad && !*bad)
 		return cli_usage_error("the socket path is empty");
 	if (r == -EINVAL)

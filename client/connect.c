@@ -37,15 +37,17 @@ static const char *getenv_nonempty(const char *name)
 }
 
 int connect_socket_path(const char *socket_opt, const char *profile_opt, char **ret_path,
-		const char **ret_bad)
+		const char **ret_bad, const char **ret_profile)
 {
-	const char *path = socket_opt, *profile, *runtime;
+	const char *path = socket_opt, *profile = profile_opt, *runtime;
 	char buf[sizeof(((struct sockaddr_un *)NULL)->sun_path) + 1];
 	struct stat st;
 	char *p;
 	int n;
 
-	if (!path)
+	/* What the command line names beats what the environment names: --socket, -p, then
+	 * $REGSCALE_TOKEN_SOCKET, $REGSCALE_TOKEN_PROFILE. */
+	if (!path && !profile)
 		path = getenv_nonempty("REGSCALE_TOKEN_SOCKET");
 	if (path) {
 		if (!*path) {
@@ -58,10 +60,13 @@ int connect_socket_path(const char *socket_opt, const char *profile_opt, char **
 		if (!p)
 			return -ENOMEM;
 		*ret_path = p;
+		if (ret_profile)
+			*ret_profile = NULL;
 		return 0;
 	}
 
-	profile = profile_opt ? profile_opt : getenv_nonempty("REGSCALE_TOKEN_PROFILE");
+	if (!profile)
+		profile = getenv_nonempty("REGSCALE_TOKEN_PROFILE");
 	if (!profile)
 		profile = "default";
 	if (!connect_profile_valid(profile)) {
@@ -86,6 +91,8 @@ int connect_socket_path(const char *socket_opt, const char *profile_opt, char **
 	if (!p)
 		return -ENOMEM;
 	*ret_path = p;
+	if (ret_profile)
+		*ret_profile = profile;
 	return 0;
 }
 

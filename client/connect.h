@@ -24,15 +24,17 @@ struct connect_reply {
  * '.', '_' or '-', not starting with '.'. */
 bool connect_profile_valid(const char *name);
 
-/* Resolves the daemon socket: socket_opt (--socket), else $REGSCALE_TOKEN_SOCKET, else the
- * profile (profile_opt, else $REGSCALE_TOKEN_PROFILE, else "default") as
+/* Resolves the daemon socket, the command line before the environment: socket_opt (--socket),
+ * else the profile profile_opt (-p), else $REGSCALE_TOKEN_SOCKET, else the profile
+ * $REGSCALE_TOKEN_PROFILE, else the profile "default". A profile NAME is
  * /run/regscale-token/NAME.sock if that exists, else $XDG_RUNTIME_DIR/regscale-token/NAME.sock
  * (/run/user/UID/... when XDG_RUNTIME_DIR is unset). Returns 0 and a new string in *ret_path
- * (caller frees), -EINVAL for an empty path or a bad profile name (*ret_bad names the
- * offending value, static or from the arguments/environment), -ENAMETOOLONG when the path
- * does not fit a sockaddr_un, or -ENOMEM. */
+ * (caller frees) and, if ret_profile is not NULL, the profile's name in *ret_profile (static,
+ * or from the arguments/environment), NULL when a path was named; -EINVAL for an empty path or
+ * a bad profile name (*ret_bad names the offending value, static or from the
+ * arguments/environment), -ENAMETOOLONG when the path does not fit a sockaddr_un, or -ENOMEM. */
 int connect_socket_path(const char *socket_opt, const char *profile_opt, char **ret_path,
-		const char **ret_bad);
+		const char **ret_bad, const char **ret_profile);
 
 /* Connects to path within timeout_ms, waiting for room while the daemon's listen backlog
  * is full. Returns 0 and the connected socket (blocking, with SO_SNDTIMEO set; close-on-exec;

@@ -213,8 +213,9 @@ def test_socket_option_beats_environment(daemons):
     assert (rc, out) == (0, a_tok + "\n")
     rc, out, _ = run_client(["--socket", b.socket, "get"], env)
     assert (rc, out) == (0, b_tok + "\n")
-    # the environment also beats a profile
-    rc, out, _ = run_client(["--profile", "other", "get"], env)
+    # ... and beats the profile $REGSCALE_TOKEN_PROFILE names; -p beats it (test_identity.py)
+    env_p = dict(env, REGSCALE_TOKEN_PROFILE="other")
+    rc, out, _ = run_client(["get"], env_p)
     assert (rc, out) == (0, a_tok + "\n")
 
 

@@ -343,10 +343,11 @@ def test_profiles_of_user_units(workdir, services):
     env_p = base_env(workdir, REGSCALE_TOKEN_PROFILE=name)
     assert run_client(["get"], env_p)[:2] == (0, work + "\n")
     assert run_client(["-p", "default", "get"], env_p)[:2] == (0, dflt + "\n")  # -p wins
-    # --socket and REGSCALE_TOKEN_SOCKET come before any profile.
+    # --socket and -p beat REGSCALE_TOKEN_SOCKET, which beats REGSCALE_TOKEN_PROFILE.
     bogus = os.path.join(workdir, "nothing.sock")
     env_s = base_env(workdir, REGSCALE_TOKEN_SOCKET=bogus, REGSCALE_TOKEN_PROFILE=name)
-    assert run_client(["-p", name, "get"], env_s)[0] == 3
+    assert run_client(["get"], env_s)[0] == 3
+    assert run_client(["-p", name, "get"], env_s)[:2] == (0, work + "\n")
     listen = user_listen(workdir, name)
     assert run_client(["--socket", listen, "-p", "default", "get"], env_s)[:2] == (
         0, work + "\n")

@@ -182,7 +182,7 @@ static bool get_int(const struct reply_read *r, const char *key, long long *ret)
 	return true;
 }
 
-static void print_line(FILE *f, const char *label, const char *value)
+void format_line(FILE *f, const char *label, const char *value)
 {
 	char clean[512];
 
@@ -203,7 +203,7 @@ static void print_time(FILE *f, const char *label, long long t, long long now, b
 		format_relative(t - now, rel, sizeof(rel));
 	}
 	snprintf(line, sizeof(line), "%s (%s)", iso, rel);
-	print_line(f, label, line);
+	format_line(f, label, line);
 }
 
 char *format_validity(const struct reply_read *r, long long now, char *buf, size_t size)
@@ -263,30 +263,30 @@ int format_status(FILE *f, const struct reply_read *r, long long now)
 				format_sanitize(message, clean, sizeof(clean)));
 	else
 		snprintf(line, sizeof(line), "%s", state);
-	print_line(f, "state:", line);
-	print_line(f, "user:", format_reply_str(r, PROTO_F_USER_ID, value, sizeof(value)));
-	print_line(f, "url:", format_reply_str(r, PROTO_F_URL, value, sizeof(value)));
-	print_line(f, "kind:", kind);
+	format_line(f, "state:", line);
+	format_line(f, "user:", format_reply_str(r, PROTO_F_USER_ID, value, sizeof(value)));
+	format_line(f, "url:", format_reply_str(r, PROTO_F_URL, value, sizeof(value)));
+	format_line(f, "kind:", kind);
 
 	if (get_int(r, PROTO_F_EXPIRES_AT, &t))
 		print_time(f, "expires:", t, now, true);
 	else if (!kind)
-		print_line(f, "expires:", NULL); /* no token, so no expiry to speak of */
+		format_line(f, "expires:", NULL); /* no token, so no expiry to speak of */
 	else
-		print_line(f, "expires:", "unknown (the token has no exp claim)");
+		format_line(f, "expires:", "unknown (the token has no exp claim)");
 	if (get_int(r, PROTO_F_LAST_REFRESH, &t) && t > 0)
 		print_time(f, "last refresh:", t, now, false);
 	if (get_int(r, PROTO_F_NEXT_REFRESH, &t))
 		print_time(f, "next refresh:", t, now, false);
 	else
-		print_line(f, "next refresh:", "none");
+		format_line(f, "next refresh:", "none");
 	if (reply_read_bool(r, PROTO_F_LOGIN_IN_FLIGHT, &in_flight) == 0 && in_flight)
-		print_line(f, "login:", "in progress");
+		format_line(f, "login:", "in progress");
 	if (err && *err)
-		print_line(f, "last error:", err);
+		format_line(f, "last error:", err);
 	if (get_int(r, PROTO_F_RETRIES, &n) && n > 0) {
 		snprintf(line, sizeof(line), "%lld", n);
-		print_line(f, "retries:", line);
+		format_line(f, "retries:", line);
 	}
 
 	o = snprintf(line, sizeof(line), "regscale-tokend %s",
@@ -296,11 +296,11 @@ int format_status(FILE *f, const struct reply_read *r, long long now)
 	if (get_int(r, PROTO_F_UPTIME, &n))
 		snprintf(line + o, sizeof(line) - (size_t)o, ", up %s",
 				format_duration(n, d, sizeof(d)));
-	print_line(f, "daemon:", line);
+	format_line(f, "daemon:", line);
 
 	hint = state_hint(proto_state_from_name(state), kind);
 	if (hint)
-		print_line(f, "hint:", hint);
+		format_line(f, "hint:", hint);
 	return 0;
 }
 

@@ -58,6 +58,9 @@ char *format_sanitize(const char *s, char *buf, size_t size);
  * "without an expiry time" when it has none. Returns buf. */
 char *format_validity(const struct reply_read *r, long long now, char *buf, size_t size);
 
+/* Prints "label value" as format_status() does, value sanitized for a terminal ("-" for NULL). */
+void format_line(FILE *f, const char *label, const char *value);
+
 /* Prints the human summary of a status reply r (aligned "label: value" lines) to f, with
  * relative times computed against now (unix seconds): state, token, refresh times, the last
  * error, retries (when > 0), a login in flight, and a hint line for a state that needs the

@@ -30,12 +30,26 @@ const char cli_usage_text[] =
 	"                         bearer  Bearer <jwt>\n"
 	"                         header  Authorization: Bearer <jwt>\n"
 	"                         json    the daemon's reply line as received\n"
+	"                         env     lines \"export NAME='value'\" of what exec sets\n"
+	"                                 but REGSCALE_CONFIG_FILE, for a POSIX shell:\n"
+	"                                 eval \"$(regscale-token get --format env)\"\n"
 	"                         With --min-valid the token must stay valid that long: if\n"
 	"                         it would not, the daemon refreshes it and waits up to\n"
 	"                         --wait (default 30s, at most 5m) for a fresh one, else the\n"
 	"                         exit is 4. Without a token yet (the daemon just started\n"
 	"                         or reloaded and is logging in) get waits for that login,\n"
 	"                         up to --wait too.\n"
+	"  exec [--min-valid DURATION] [--wait DURATION] [--] CMD [ARG...]\n"
+	"                         Run CMD with a token valid for --min-valid (default 15m)\n"
+	"                         in its environment and exit with CMD's status: token\n"
+	"                         ('Bearer <jwt>'), domain and userId for regscale-cli;\n"
+	"                         REGSCALE_TOKEN (the JWT), REGSCALE_DOMAIN and\n"
+	"                         REGSCALE_USER_ID for scripts; REGSCALE_CONFIG_FILE in a\n"
+	"                         private directory removed when CMD ends; no\n"
+	"                         REGSCALE_USERNAME, REGSCALE_USER or REGSCALE_PASSWORD.\n"
+	"                         SIGINT, SIGTERM, SIGHUP and SIGQUIT go on to CMD; 128+N\n"
+	"                         when signal N killed it, 127 when CMD is not found, 126\n"
+	"                         when it cannot be run.\n"
 	"  status [--json]        Show the token's state, expiry and refresh times, the last\n"
 	"                         error and the daemon's version, pid and uptime; --json\n"
 	"                         prints the daemon's reply line. Exits 0 whenever the\n"
@@ -64,7 +78,7 @@ const char cli_usage_text[] =
 	"                         $REGSCALE_TOKEN_SOCKET.\n"
 	"      --timeout SECONDS  Give up after SECONDS in total, fractions allowed. Default\n"
 	"                         5; 60 for login and refresh; the --wait DURATION plus 5\n"
-	"                         for get --min-valid.\n"
+	"                         for get --min-valid and exec.\n"
 	"      --daemon-user USER Also trust a socket served by USER (name or uid). Only\n"
 	"                         root's, yours and " CLI_SERVICE_USER "'s are trusted\n"
 	"                         by default: others get no request (exit 5).\n"
@@ -138,6 +152,7 @@ int cli_option_error(int c, char **argv)
 }
 
 static bool json_output;
+static bool allow_operands;
 
 bool cli_json(void)
 {
@@ -155,7 +170,7 @@ int cli_getopt(int argc, char **argv, const struct option *opts, const char *usa
 		json_output = true;
 	switch (c) {
 	case -1:
-		if (optind >= argc)
+		if (optind >= argc || allow_operands)
 			return 0;
 		*ret_exit = cli_usage_error("unexpected argument '%s' for '%s'",
 				format_sanitize(argv[optind], clean, sizeof(clean)), argv[0]);
@@ -182,6 +197,17 @@ int cli_getopt(int argc, char **argv, const struct option *opts, const char *usa
 		return c;
 	}
 	return -ECANCELED;
+}
+
+int cli_getopt_operands(
+		int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit)
+{
+	int c;
+
+	allow_operands = true;
+	c = cli_getopt(argc, argv, opts, usage, ret_exit);
+	allow_operands = false;
+	return c;
 }
 
 int cli_simple_options(int argc, char **argv, const char *usage, int *ret_exit)

@@ -92,6 +92,12 @@ bool cli_json(void);
  * misplaced global option or an argument left over was said (EXIT_USAGE). */
 int cli_getopt(int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit);
 
+/* cli_getopt() for a command that takes arguments after its options (exec CMD ARG...): 0 comes
+ * back with the first of them at argv[optind] (or optind == argc when there is none), past a
+ * "--" that ends the options. */
+int cli_getopt_operands(
+		int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit);
+
 /* Parses the options of a command that has none but --help and --json; usage is its --help
  * text. Returns 0 to go on, or -ECANCELED with the exit code in *ret_exit (--help was
  * printed, or a usage error said). */

@@ -13,6 +13,7 @@ static const char *const token_format_names[_FORMAT_MAX] = {
 		[FORMAT_BEARER] = "bearer",
 		[FORMAT_HEADER] = "header",
 		[FORMAT_JSON] = "json",
+		[FORMAT_ENV] = "env",
 };
 
 static const char *const token_prefixes[_FORMAT_MAX] = {
@@ -20,6 +21,16 @@ static const char *const token_prefixes[_FORMAT_MAX] = {
 		[FORMAT_BEARER] = "Bearer ",
 		[FORMAT_HEADER] = "Authorization: Bearer ",
 		[FORMAT_JSON] = "",
+		[FORMAT_ENV] = "",
+};
+
+static const char *const env_names[_FORMAT_ENV_MAX] = {
+		[FORMAT_ENV_TOKEN] = "token",
+		[FORMAT_ENV_DOMAIN] = "domain",
+		[FORMAT_ENV_USER_ID] = "userId",
+		[FORMAT_ENV_REGSCALE_TOKEN] = "REGSCALE_TOKEN",
+		[FORMAT_ENV_REGSCALE_DOMAIN] = "REGSCALE_DOMAIN",
+		[FORMAT_ENV_REGSCALE_USER_ID] = "REGSCALE_USER_ID",
 };
 
 int format_token_from_name(const char *name)
@@ -72,7 +83,7 @@ int format_token_write(int fd, enum format_token fmt, const char *token, size_t 
 	struct iovec iov[3];
 	int n = 0;
 
-	if (fmt < 0 || fmt >= _FORMAT_MAX)
+	if (fmt < 0 || fmt >= _FORMAT_MAX || fmt == FORMAT_ENV)
 		return -EINVAL;
 	if (fmt == FORMAT_JSON) {
 		iov[n++] = (struct iovec){.iov_base = (void *)line, .iov_len = line_len};
@@ -82,6 +93,144 @@ int format_token_write(int fd, enum format_token fmt, const char *token, size_t 
 		iov[n++] = (struct iovec){.iov_base = (void *)token, .iov_len = len};
 	}
 	iov[n++] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
+	return write_all(fd, iov, n);
+}
+
+const char *format_env_name(enum format_env_var v)
+{
+	return v >= 0 && v < _FORMAT_ENV_MAX ? env_names[v] : NULL;
+}
+
+/* Reads the string field key into buf[0..size): *ret is buf, or NULL for null or no field. */
+static int env_string(const struct reply_read *r, const char *key, char *buf, size_t size,
+		const char **ret)
+{
+	size_t len;
+	int q;
+
+	q = reply_read_string(r, key, buf, size, &len);
+	if (q == -ENOENT || (q == -EINVAL && reply_read_is_null(r, key))) {
+		*ret = NULL;
+		return 0;
+	}
+	if (q < 0 || len >= size)
+		return -EBADMSG;
+	*ret = buf;
+	return 0;
+}
+
+int format_env_read(
+		const struct reply_read *r, const char *token, size_t len, struct format_env *ret)
+{
+	int q;
+
+	ret->token = token;
+	ret->token_len = len;
+	q = env_string(r, PROTO_F_URL, ret->url_buf, sizeof(ret->url_buf), &ret->url);
+	if (q < 0)
+		return q;
+	return env_string(r, PROTO_F_USER_ID, ret->user_id_buf, sizeof(ret->user_id_buf),
+			&ret->user_id);
+}
+
+int format_env_value(const struct format_env *e, enum format_env_var v, struct iovec iov[2])
+{
+	const char *s = NULL;
+
+	switch (v) {
+	case FORMAT_ENV_TOKEN:
+		/* regscale-cli sends its "token" as the Authorization header, verbatim. */
+		iov[0] = (struct iovec){.iov_base = (void *)"Bearer ", .iov_len = 7};
+		iov[1] = (struct iovec){.iov_base = (void *)e->token, .iov_len = e->token_len};
+		return 2;
+	case FORMAT_ENV_REGSCALE_TOKEN:
+		iov[0] = (struct iovec){.iov_base = (void *)e->token, .iov_len = e->token_len};
+		return 1;
+	case FORMAT_ENV_DOMAIN:
+	case FORMAT_ENV_REGSCALE_DOMAIN:
+		s = e->url;
+		break;
+	case FORMAT_ENV_USER_ID:
+	case FORMAT_ENV_REGSCALE_USER_ID:
+		s = e->user_id;
+		break;
+	case _FORMAT_ENV_MAX:
+		break;
+	}
+	if (!s)
+		return 0;
+	iov[0] = (struct iovec){.iov_base = (void *)s, .iov_len = strlen(s)};
+	return 1;
+}
+
+/* Writes s between single quotes into buf, each ' as '\'' (close, escaped quote, open):
+ * nothing else is special between single quotes. Returns the length, or 0 if it does not fit. */
+static size_t shell_quote(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (size < 3)
+		return 0;
+	buf[o++] = '\'';
+	for (; *s; s++) {
+		if (o + 4 + 1 > size)
+			return 0;
+		if (*s == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = *s;
+		}
+	}
+	buf[o++] = '\'';
+	return o;
+}
+
+int format_env_write(int fd, const struct format_env *e)
+{
+	/* Per line at most: "export ", name, "=", 'value' in up to three parts, "\n". */
+	struct iovec iov[_FORMAT_ENV_MAX * 7];
+	char quoted[2][4 * FORMAT_ENV_VALUE_MAX + 3];
+	const char *const values[2] = {e->url, e->user_id};
+	size_t qlen[2] = {0, 0};
+	int n = 0;
+
+	for (size_t i = 0; i < 2; i++)
+		if (values[i]) {
+			qlen[i] = shell_quote(values[i], quoted[i], sizeof(quoted[i]));
+			if (qlen[i] == 0)
+				return -EINVAL;
+		}
+	for (int v = 0; v < _FORMAT_ENV_MAX; v++) {
+		const char *name = env_names[v];
+		struct iovec val[2];
+		int k = format_env_value(e, (enum format_env_var)v, val), q = -1;
+
+		if (v == FORMAT_ENV_DOMAIN || v == FORMAT_ENV_REGSCALE_DOMAIN)
+			q = 0;
+		else if (v == FORMAT_ENV_USER_ID || v == FORMAT_ENV_REGSCALE_USER_ID)
+			q = 1;
+		if (k == 0) {
+			iov[n++] = (struct iovec){.iov_base = (void *)"unset ", .iov_len = 6};
+			iov[n++] = (struct iovec){
+					.iov_base = (void *)name, .iov_len = strlen(name)};
+			iov[n++] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
+			continue;
+		}
+		iov[n++] = (struct iovec){.iov_base = (void *)"export ", .iov_len = 7};
+		iov[n++] = (struct iovec){.iov_base = (void *)name, .iov_len = strlen(name)};
+		if (q >= 0) {
+			iov[n++] = (struct iovec){.iov_base = (void *)"=", .iov_len = 1};
+			iov[n++] = (struct iovec){.iov_base = quoted[q], .iov_len = qlen[q]};
+		} else {
+			/* The token's alphabet (format_token_valid()) needs no escapes. */
+			iov[n++] = (struct iovec){.iov_base = (void *)"='", .iov_len = 2};
+			for (int j = 0; j < k; j++)
+				iov[n++] = val[j];
+			iov[n++] = (struct iovec){.iov_base = (void *)"'", .iov_len = 1};
+		}
+		iov[n++] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
+	}
 	return write_all(fd, iov, n);
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/uio.h>
 
 #include "proto/proto.h"
 #include "proto/reply_read.h"
@@ -19,6 +20,7 @@ enum format_token {
 	FORMAT_BEARER, /* "Bearer <jwt>" */
 	FORMAT_HEADER, /* "Authorization: Bearer <jwt>" */
 	FORMAT_JSON,   /* the daemon's reply line as received */
+	FORMAT_ENV,    /* export lines of the variables exec sets (struct format_env) */
 	_FORMAT_MAX,
 };
 
@@ -34,6 +36,48 @@ bool format_token_valid(const char *token, size_t len);
  * Returns 0 or -errno. */
 int format_token_write(int fd, enum format_token fmt, const char *token, size_t len,
 		const char *line, size_t line_len);
+
+/* The variables "exec" sets for its command and "get --format env" prints, in this order. */
+enum format_env_var {
+	FORMAT_ENV_TOKEN,           /* token: "Bearer <jwt>", regscale-cli's Authorization header */
+	FORMAT_ENV_DOMAIN,          /* domain: the RegScale URL, for regscale-cli */
+	FORMAT_ENV_USER_ID,         /* userId: the user id, for regscale-cli */
+	FORMAT_ENV_REGSCALE_TOKEN,  /* REGSCALE_TOKEN: the JWT alone */
+	FORMAT_ENV_REGSCALE_DOMAIN, /* REGSCALE_DOMAIN: the URL */
+	FORMAT_ENV_REGSCALE_USER_ID, /* REGSCALE_USER_ID: the user id */
+	_FORMAT_ENV_MAX,
+};
+
+/* Longest URL or user id the variables take, NUL included. */
+#define FORMAT_ENV_VALUE_MAX 2048
+
+/* The values of those variables, read from a get reply. */
+struct format_env {
+	const char *token; /* the JWT, in the reply line (not NUL-terminated) */
+	size_t token_len;
+	const char *url;     /* url_buf, or NULL when the daemon has none */
+	const char *user_id; /* user_id_buf, or NULL when the token has none */
+	char url_buf[FORMAT_ENV_VALUE_MAX];
+	char user_id_buf[FORMAT_ENV_VALUE_MAX];
+};
+
+/* Returns the name of variable v ("token", "REGSCALE_DOMAIN"...). */
+const char *format_env_name(enum format_env_var v);
+
+/* Fills *ret from the get reply r, whose token token[0..len) is checked already; ret->token
+ * points into the reply. Returns 0, or -EBADMSG when "url" or "user_id" is a string holding
+ * \u0000, is FORMAT_ENV_VALUE_MAX bytes or longer, or is neither a string nor null. */
+int format_env_read(
+		const struct reply_read *r, const char *token, size_t len, struct format_env *ret);
+
+/* Points iov[0..2) at the value of variable v in e, nothing copied. Returns how many of
+ * the two it used (1 or 2), or 0 when e has no value for v. */
+int format_env_value(const struct format_env *e, enum format_env_var v, struct iovec iov[2]);
+
+/* Writes every variable of e to fd as a POSIX shell line: "export NAME='value'", quoted so
+ * that any value reads back as it is, or "unset NAME" for a value e does not have. The token
+ * goes out with writev(2), never through a buffer of ours. Returns 0 or -errno. */
+int format_env_write(int fd, const struct format_env *e);
 
 /* Writes seconds (negative counts as 0) as a short duration with at most two units
  * ("42s", "5m 12s", "15h 58m", "3d 2h") into buf. Returns buf. */

@@ -12,18 +12,15 @@
 #include <unistd.h>
 
 #include "client/cli.h"
+#include "client/exec.h"
 #include "client/format.h"
 #include "client/session.h"
 #include "common/duration.h"
 #include "common/util.h"
-#include "proto/jsonw.h"
 
 #ifndef RT_VERSION
 #error "RT_VERSION must be defined by the build (meson passes -DRT_VERSION)"
 #endif
-
-/* Room for the longest get request line, with both numbers. */
-#define SMALL_REQUEST 128
 
 /* clang-format off */
 static const char get_usage[] =
@@ -35,6 +32,12 @@ static const char get_usage[] =
 	"  bearer  Bearer <jwt>\n"
 	"  header  Authorization: Bearer <jwt>\n"
 	"  json    the daemon's reply line as received\n"
+	"  env     export lines for a POSIX shell: eval \"$(regscale-token get --format env)\"\n"
+	"          sets token ('Bearer <jwt>'), domain and userId for regscale-cli, and\n"
+	"          REGSCALE_TOKEN (the JWT), REGSCALE_DOMAIN and REGSCALE_USER_ID for\n"
+	"          scripts, as 'regscale-token exec' does (\"unset NAME\" for a value the\n"
+	"          daemon does not know). It sets no REGSCALE_CONFIG_FILE: regscale-cli then\n"
+	"          writes the token into ./init.yaml, so run it under 'regscale-token exec'\n"
 	"With --min-valid the token must stay valid that long: if it would not, the daemon\n"
 	"refreshes it and waits up to --wait (default 30s, at most 5m) for a fresh one, else\n"
 	"the exit is 4. Without a token yet (the daemon just started or reloaded and is\n"
@@ -67,14 +70,13 @@ static int run_get(const struct globals *g, int argc, char **argv)
 			CLI_GLOBAL_OPTIONS_MISPLACED,
 			{0},
 	};
-	char buf[SMALL_REQUEST], clean[64];
-	struct cli_request req = {.op = PROTO_OP_GET, .line = buf, .timeout_ms = CLI_TIMEOUT_MS};
+	char clean[64];
 	long long min_valid = -1, wait = -1;
 	uint64_t seconds;
 	struct connect_reply rep;
+	struct format_env env;
 	enum format_token fmt = FORMAT_RAW;
 	const char *token;
-	struct jsonw w;
 	size_t len;
 	int c, r, ex = 0;
 
@@ -84,7 +86,8 @@ static int run_get(const struct globals *g, int argc, char **argv)
 			r = format_token_from_name(optarg);
 			if (r < 0)
 				return cli_usage_error(
-						"unknown format '%s' (raw, bearer, header or json)",
+						"unknown format '%s' (raw, bearer, header, json or "
+						"env)",
 						format_sanitize(optarg, clean, sizeof(clean)));
 			fmt = (enum format_token)r;
 			break;
@@ -108,39 +111,25 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	}
 	if (c < 0)
 		return ex;
-	/* Always allow a wait: a get while the daemon's first login runs (it just started or
-	 * reloaded) waits for it instead of failing. With --timeout and no --wait the wait
-	 * fits inside the timeout. */
-	if (wait < 0)
-		wait = g->timeout_ms > 0
-				       ? (g->timeout_ms > 1000 ? (g->timeout_ms - 1000) / 1000 : 0)
-				       : PROTO_DEFAULT_WAIT_SEC;
-	if (wait > PROTO_MAX_WAIT_SEC)
-		wait = PROTO_MAX_WAIT_SEC;
-	cli_request_begin(&w, req.op, buf, sizeof(buf));
-	if (min_valid >= 0)
-		jsonw_int(&w, PROTO_F_MIN_VALID, min_valid);
-	jsonw_int(&w, PROTO_F_WAIT, wait);
-	req.timeout_ms = wait * 1000 + CLI_WAIT_SLACK_MS;
-	if (jsonw_end(&w, &req.len) < 0) {
-		cli_say("cannot build the request; this is a bug, please report it");
-		return EXIT_FAILURE;
-	}
-
-	r = cli_call(g, &req, &rep);
+	r = exec_get_token(g, min_valid, wait, &rep, &token, &len);
 	if (r != 0)
 		return r;
 	/* The token is written from the reply line, its only copy, which connect_reply_done()
-	 * wipes. Its alphabet needs no JSON escapes: one written with them is no usable token. */
-	if (reply_read_span(&rep.r, PROTO_F_TOKEN, &token, &len) < 0 ||
-			!format_token_valid(token, len)) {
-		cli_say("the daemon's reply holds no usable token; check that regscale-token and "
-			"regscale-tokend are the same version");
-		connect_reply_done(&rep);
+	 * wipes. */
+	if (fmt == FORMAT_ENV) {
+		r = format_env_read(&rep.r, token, len, &env);
+		if (r == 0)
+			r = format_env_write(STDOUT_FILENO, &env);
+		explicit_bzero(&env, sizeof(env));
+	} else {
+		r = format_token_write(STDOUT_FILENO, fmt, token, len, rep.line, rep.len);
+	}
+	connect_reply_done(&rep);
+	if (r == -EBADMSG) {
+		cli_say("the daemon's reply cannot be printed in that format; check that "
+			"regscale-token and regscale-tokend are the same version");
 		return EXIT_FAILURE;
 	}
-	r = format_token_write(STDOUT_FILENO, fmt, token, len, rep.line, rep.len);
-	connect_reply_done(&rep);
 	if (r < 0) {
 		cli_say("cannot write the token to standard output: %s", strerror(-r));
 		return EXIT_FAILURE;
@@ -201,6 +190,7 @@ static const struct command {
 	int (*run)(const struct globals *g, int argc, char **argv);
 } commands[] = {
 		{"get", run_get},
+		{"exec", exec_run},
 		{"status", run_status},
 		{"login", session_run_login},
 		{"logout", session_run_logout},
@@ -208,7 +198,7 @@ static const struct command {
 		{"ping", run_ping},
 };
 
-#define COMMAND_LIST "get, status, login, logout, refresh or ping"
+#define COMMAND_LIST "get, exec, status, login, logout, refresh or ping"
 
 /* Parses --timeout SECONDS (fractions allowed) into milliseconds, rounding up. */
 static int parse_timeout(const char *s, int64_t *ret_ms)

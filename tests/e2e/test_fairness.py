@@ -172,7 +172,7 @@ def assert_refused(imp, rc, out, err):
     assert "--daemon-user" in err and "REGSCALE_TOKEN_DAEMON_USER" in err, err
 
 
-@pytest.mark.parametrize("fmt", ["raw", "bearer", "header", "json"])
+@pytest.mark.parametrize("fmt", ["raw", "bearer", "header", "json", "env"])
 def test_get_does_not_trust_another_uids_socket(impostor, fmt):
     rc, out, err = impostor.client("get", "--format", fmt)
     assert_refused(impostor, rc, out, err)
@@ -187,6 +187,12 @@ def test_login_sends_no_password_to_another_uid(impostor):
     got = impostor.received()
     assert PASSWORD.encode() not in got and b"password" not in got, got
     assert got == b""
+
+
+def test_exec_runs_nothing_with_another_uids_token(impostor):
+    rc, out, err = impostor.client("exec", "--", "sh", "-c", 'echo "ran: $token"')
+    assert_refused(impostor, rc, out, err)
+    assert impostor.received() == b""
 
 
 @pytest.mark.parametrize("cmd", ["status", "ping", "logout", "refresh"])

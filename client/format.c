@@ -376,6 +376,19 @@ char *format_validity(const struct reply_read *r, long long now, char *buf, size
 	return buf;
 }
 
+const char *format_kind_words(const char *kind)
+{
+	if (!kind)
+		return NULL;
+	if (strcmp(kind, PROTO_KIND_LOGIN) == 0)
+		return "password login";
+	if (strcmp(kind, PROTO_KIND_PASTED) == 0)
+		return "pasted token";
+	if (strcmp(kind, PROTO_KIND_SERVICE) == 0)
+		return "service-account token";
+	return NULL;
+}
+
 /* What the user should do about a state, or NULL when it needs nobody. */
 static const char *state_hint(int state, const char *kind)
 {
@@ -413,9 +426,16 @@ int format_status(FILE *f, const struct reply_read *r, long long now)
 	else
 		snprintf(line, sizeof(line), "%s", state);
 	format_line(f, "state:", line);
-	format_line(f, "user:", format_reply_str(r, PROTO_F_USER_ID, value, sizeof(value)));
+	if (format_reply_str(r, PROTO_F_USERNAME, value, sizeof(value)) && *value)
+		format_line(f, "username:", value);
+	format_line(f, "user id:", format_reply_str(r, PROTO_F_USER_ID, value, sizeof(value)));
 	format_line(f, "url:", format_reply_str(r, PROTO_F_URL, value, sizeof(value)));
-	format_line(f, "kind:", kind);
+	if (kind && format_kind_words(kind)) {
+		snprintf(line, sizeof(line), "%s (%s)", kind, format_kind_words(kind));
+		format_line(f, "kind:", line);
+	} else {
+		format_line(f, "kind:", kind);
+	}
 
 	if (get_int(r, PROTO_F_EXPIRES_AT, &t))
 		print_time(f, "expires:", t, now, true);

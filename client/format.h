@@ -19,7 +19,7 @@ enum format_token {
 	FORMAT_RAW,    /* "<jwt>" */
 	FORMAT_BEARER, /* "Bearer <jwt>" */
 	FORMAT_HEADER, /* "Authorization: Bearer <jwt>" */
-	FORMAT_JSON,   /* the daemon's reply line as received */
+	FORMAT_JSON,   /* the daemon's reply line, with "socket" and "profile" added */
 	FORMAT_ENV,    /* export lines of the variables exec sets (struct format_env) */
 	_FORMAT_MAX,
 };
@@ -105,8 +105,13 @@ char *format_validity(const struct reply_read *r, long long now, char *buf, size
 /* Prints "label value" as format_status() does, value sanitized for a terminal ("-" for NULL). */
 void format_line(FILE *f, const char *label, const char *value);
 
+/* Returns what kind (PROTO_KIND_*) of token means in words: "password login", "pasted token",
+ * "service-account token", or NULL for another or no kind. */
+const char *format_kind_words(const char *kind);
+
 /* Prints the human summary of a status reply r (aligned "label: value" lines) to f, with
- * relative times computed against now (unix seconds): state, token, refresh times, the last
+ * relative times computed against now (unix seconds): state, whose token (username when known,
+ * user id, URL, kind), its expiry, refresh times, the last
  * error, retries (when > 0), a login in flight, and a hint line for a state that needs the
  * user. Returns 0, or -EBADMSG when r has no string "state". */
 int format_status(FILE *f, const struct reply_read *r, long long now);

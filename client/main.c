@@ -14,6 +14,7 @@
 #include "client/cli.h"
 #include "client/exec.h"
 #include "client/format.h"
+#include "client/identity.h"
 #include "client/session.h"
 #include "common/duration.h"
 #include "common/util.h"
@@ -31,7 +32,8 @@ static const char get_usage[] =
 	"  raw     <jwt> (default)\n"
 	"  bearer  Bearer <jwt>\n"
 	"  header  Authorization: Bearer <jwt>\n"
-	"  json    the daemon's reply line as received\n"
+	"  json    the daemon's reply line, with \"socket\" (the path used) and \"profile\"\n"
+	"          (its name, or null when --socket or REGSCALE_TOKEN_SOCKET named it) added\n"
 	"  env     export lines for a POSIX shell: eval \"$(regscale-token get --format env)\"\n"
 	"          sets token ('Bearer <jwt>'), domain and userId for regscale-cli, and\n"
 	"          REGSCALE_TOKEN (the JWT), REGSCALE_DOMAIN and REGSCALE_USER_ID for\n"
@@ -48,8 +50,10 @@ static const char get_usage[] =
 static const char status_usage[] =
 	"Usage: regscale-token [OPTIONS] status [--json]\n"
 	"\n"
-	"Show the token's state, expiry and refresh times, the last error and the daemon's\n"
-	"version, pid and uptime; --json prints the daemon's reply line. Exits 0 whenever the\n"
+	"Show the token's state, whose it is (username when known, user id, URL, kind: login,\n"
+	"pasted or service), its expiry and refresh times, the last error, the daemon's\n"
+	"version, pid and uptime, and the socket and profile used; --json prints the daemon's\n"
+	"reply line with \"socket\" and \"profile\" added. Exits 0 whenever the\n"
 	"daemon reported a state, including \"expired\", \"no_token\" and\n"
 	"\"credentials_rejected\".\n";
 
@@ -73,6 +77,8 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	char clean[64];
 	long long min_valid = -1, wait = -1;
 	uint64_t seconds;
+	struct identity id = {.socket = NULL};
+	struct globals here = *g;
 	struct connect_reply rep;
 	struct format_env env;
 	enum format_token fmt = FORMAT_RAW;
@@ -111,12 +117,24 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	}
 	if (c < 0)
 		return ex;
-	r = exec_get_token(g, min_valid, wait, &rep, &token, &len);
-	if (r != 0)
+	/* The JSON names the socket used: resolved once, and that one used. */
+	if (fmt == FORMAT_JSON) {
+		r = identity_resolve(g, &id);
+		if (r != 0)
+			return r;
+		here = identity_globals(g, &id);
+	}
+
+	r = exec_get_token(&here, min_valid, wait, &rep, &token, &len);
+	if (r != 0) {
+		identity_done(&id);
 		return r;
+	}
 	/* The token is written from the reply line, its only copy, which connect_reply_done()
 	 * wipes. */
-	if (fmt == FORMAT_ENV) {
+	if (fmt == FORMAT_JSON) {
+		r = identity_write_json(STDOUT_FILENO, rep.line, rep.len, &id);
+	} else if (fmt == FORMAT_ENV) {
 		r = format_env_read(&rep.r, token, len, &env);
 		if (r == 0)
 			r = format_env_write(STDOUT_FILENO, &env);
@@ -125,6 +143,7 @@ static int run_get(const struct globals *g, int argc, char **argv)
 		r = format_token_write(STDOUT_FILENO, fmt, token, len, rep.line, rep.len);
 	}
 	connect_reply_done(&rep);
+	identity_done(&id);
 	if (r == -EBADMSG) {
 		cli_say("the daemon's reply cannot be printed in that format; check that "
 			"regscale-token and regscale-tokend are the same version");
@@ -139,22 +158,37 @@ static int run_get(const struct globals *g, int argc, char **argv)
 
 static int run_status(const struct globals *g, int argc, char **argv)
 {
+	struct identity id;
+	struct globals here;
 	struct connect_reply rep;
 	int ex, r;
 
 	if (cli_simple_options(argc, argv, status_usage, &ex) < 0)
 		return ex;
-	r = cli_call_simple(g, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
+	r = identity_resolve(g, &id);
 	if (r != 0)
 		return r;
+	here = identity_globals(g, &id);
+	r = cli_call_simple(&here, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
+	if (r != 0) {
+		identity_done(&id);
+		return r;
+	}
 	if (cli_json()) {
-		fwrite(rep.line, 1, rep.len, stdout);
-		fputc('\n', stdout);
-		r = 0;
+		r = identity_write_json(STDOUT_FILENO, rep.line, rep.len, &id);
+		if (r < 0 && r != -EBADMSG) {
+			cli_say("cannot write to standard output: %s", strerror(-r));
+			connect_reply_done(&rep);
+			identity_done(&id);
+			return EXIT_FAILURE;
+		}
 	} else {
 		r = format_status(stdout, &rep.r, (long long)time(NULL));
+		if (r == 0)
+			identity_print(stdout, &id);
 	}
 	connect_reply_done(&rep);
+	identity_done(&id);
 	if (r < 0) {
 		cli_say("the daemon's status reply has no \"state\"; check that regscale-token and "
 			"regscale-tokend are the same version");
@@ -192,13 +226,14 @@ static const struct command {
 		{"get", run_get},
 		{"exec", exec_run},
 		{"status", run_status},
+		{"whoami", identity_run_whoami},
 		{"login", session_run_login},
 		{"logout", session_run_logout},
 		{"refresh", session_run_refresh},
 		{"ping", run_ping},
 };
 
-#define COMMAND_LIST "get, exec, status, login, logout, refresh or ping"
+#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh or ping"
 
 /* Parses --timeout SECONDS (fractions allowed) into milliseconds, rounding up. */
 static int parse_timeout(const char *s, int64_t *ret_ms)

@@ -288,7 +288,9 @@ def test_get_json_prints_reply_line_as_received(workdir, fake):
             '"expires_at":null,"expires":null,"expires_in":null,"token":"%s"}' % TOKEN)
     f = fake(line.encode() + b"\n")
     rc, out, err = client_at(workdir, f.path, "get", "--format", "json")
-    assert (rc, out, err) == (0, line + "\n", "")
+    # ... with the socket used and its profile added (test_identity.py)
+    tail = ',"socket":"%s","profile":null}\n' % f.path
+    assert (rc, out, err) == (0, line[:-1] + tail, "")
 
 
 def test_status_json_prints_reply(workdir, fake):
@@ -298,5 +300,5 @@ def test_status_json_prints_reply(workdir, fake):
          "retries": 0, "version": "0.1.0", "pid": 1, "uptime": 3}
     f = fake(json.dumps(s).encode() + b"\n")
     rc, out, err = client_at(workdir, f.path, "status", "--json")
-    assert json.loads(out) == s
+    assert json.loads(out) == dict(s, socket=f.path, profile=None)
     assert json.loads(f.requests[0])["op"] == "status"

@@ -195,7 +195,7 @@ def test_exec_runs_nothing_with_another_uids_token(impostor):
     assert impostor.received() == b""
 
 
-@pytest.mark.parametrize("cmd", ["status", "ping", "logout", "refresh"])
+@pytest.mark.parametrize("cmd", ["status", "whoami", "ping", "logout", "refresh"])
 def test_other_commands_check_too(impostor, cmd):
     rc, out, err = impostor.client(cmd)
     assert_refused(impostor, rc, out, err)

@@ -38,7 +38,10 @@ def test_get_json(daemon):
     claims = claims_of(daemon.token)
     assert reply["ok"] is True and reply["v"] == 1
     assert reply["token"] == daemon.token
-    assert pairs[-1][0] == "token", "token must be the last field"
+    # The daemon's fields as it sent them, token last; then the client's two
+    # (test_identity.py).
+    assert [k for k, _ in pairs][-3:] == ["token", "socket", "profile"], out
+    assert (reply["socket"], reply["profile"]) == (daemon.socket, None)
     assert reply["kind"] == "service"
     assert reply["user_id"] == claims["id"]
     assert reply["url"] == URL

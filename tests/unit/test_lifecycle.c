@@ -486,7 +486,7 @@ static void ev_refresh(struct world *w)
 	const char *reason = NULL;
 
 	w->ticket = UINT64_MAX;
-	w->rc = lifecycle_refresh(w->lc, "client refresh", &w->now, &w->ticket, &reason);
+	w->rc = lifecycle_refresh(w->lc, "client refresh", NULL, &w->now, &w->ticket, &reason);
 }
 
 static void ev_token_file(struct world *w)

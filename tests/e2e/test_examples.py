@@ -45,9 +45,10 @@ for the answer. PATH starts with a directory holding regscale-token and regscale
 (symlinks to the built programs). Shell blocks run with `sh -e` (```bash with `bash -e`),
 Python blocks with /usr/bin/python3, in a scratch directory, stdin /dev/null.
 
-A block fails when it exits non-zero or runs over BLOCK_TIMEOUT, writes a Python traceback,
-prints nothing (a prelude apart), prints a JSON reply with "ok":false (unless a console
-block shows it), or prints a token other than the one the daemon serves.
+A block fails when it exits non-zero (`-e`: any command failing) or runs over BLOCK_TIMEOUT,
+writes a Python traceback, prints nothing (a prelude, and a console block that shows no
+output, must print nothing), prints a JSON reply with "ok":false (unless a console block
+shows it), or prints a token other than the one the daemon serves.
 
 The raw-protocol examples need socat and nc (OpenBSD netcat, Debian's netcat-openbsd): both
 are in TEST_DEPS of tests/quickstart.
@@ -57,7 +58,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import textwrap
 from dataclasses import dataclass
@@ -66,6 +66,7 @@ import pytest
 
 from conftest import CLIENT, DAEMON
 from harness import PYTHON, SCRUB_TLS, TESTS_DIR, clean_env
+from loginenv import LoginDaemon
 from loginenv import lg, lg_ca, lg_workdir  # noqa: F401 - fixtures
 from tokens import service_token
 
@@ -288,9 +289,9 @@ def world(request, block, env_kind, workdir):
         sock = os.path.join(run_dir, profile + ".sock")
 
     if NEEDS_LOGIN.search(block.text):
-        lg = request.getfixturevalue("lg")
-        srv = lg.server()
-        d = lg.daemon(srv, name="ex", socket_path=sock)
+        login_env = request.getfixturevalue("lg")
+        srv = login_env.server()
+        d = login_env.daemon(srv, name="ex", socket_path=sock)
         d.wait_valid(timeout=10)
         srv.control.fault("slow", seconds=SLOW_LOGIN, on="login")
 
@@ -361,18 +362,18 @@ def test_example(request, block, env_kind, workdir):
     if block.marker == "prelude":
         assert out == "", "a prelude must print nothing\n" + shown
         return
-    assert out.strip(), "the example printed nothing\n" + shown
     if block.kind == "console":
         assert loose_match(expected, out), (
             "output differs from the one shown:\n%s\n%s" % ("\n".join(expected), shown))
     else:
+        assert out.strip(), "the example printed nothing\n" + shown
         for ln in out.splitlines():
             if ln.startswith("{"):
                 reply = json.loads(ln)
                 assert reply.get("ok") is True, "an error reply\n" + shown
     token = token_now()
     for t in JWT.findall(out):
-        if hasattr(daemon, "secrets"):
+        if isinstance(daemon, LoginDaemon):
             daemon.secrets.add(t)  # the log check at teardown looks for it too
         assert t == token, "printed a token the daemon does not serve\n" + shown
 

@@ -236,7 +236,9 @@ char *lifecycle_status_line(
 	else
 		snprintf(buf, size, "%s token for %s valid until %s", kind, user, when);
 	n = strlen(buf);
-	if (lc_login_running(lc))
+	if (lc->slot[LC_SLOT_CANDIDATE].running && lc->candidate.origin == LC_ORIGIN_PASTED)
+		snprintf(buf + n, size - n, "; RegScale is checking a pasted token");
+	else if (lc_login_running(lc))
 		snprintf(buf + n, size - n, "; logging in as %s",
 				lc->slot[LC_SLOT_CANDIDATE].running && lc->candidate.username
 						? lc->candidate.username

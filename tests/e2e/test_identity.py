@@ -9,6 +9,8 @@ import os
 import pytest
 
 from conftest import URL, base_env, run_client
+from loginenv import lg, lg_ca, lg_workdir  # noqa: F401 - pytest fixtures
+from loginenv import USERNAME
 from test_client import FakeDaemon
 from tokens import service_token
 
@@ -138,7 +140,8 @@ def test_status_shows_user_url_kind_socket_profile(three, workdir):
     assert s["kind"] == "service (service-account token)"
     assert s["socket"] == profile_socket(workdir, "other")
     assert s["profile"] == "other"
-    assert "username" not in s  # the daemon knows none for a service token
+    # A RegScale token names its user in "sub" next to the user id in "id" (PROTOCOL.md).
+    assert s["username"] == "svc-e2e"
     rc, out, err = run_client(["--socket", three["plain"].socket, "status"], base_env(workdir))
     s = status_lines(out)
     assert s["socket"] == three["plain"].socket
@@ -195,11 +198,14 @@ def test_whoami(workdir, fields, line):
     assert (rc, out, err) == (0, line + "\n", "")
 
 
-def test_whoami_service_daemon(daemon):
-    rc, out, err = daemon.client("whoami")
-    assert (rc, err) == (0, "")
-    claims_id = json.loads(daemon.client("status", "--json")[1])["user_id"]
-    assert out == "%s at %s (service-account token)\n" % (claims_id, URL)
+def test_whoami_service_daemon(daemons):
+    d = daemons(token=service_token(user_id="user-svc", sub="svc-e2e"))
+    rc, out, err = d.client("whoami")
+    assert (rc, out, err) == (0, "svc-e2e (user-svc) at %s (service-account token)\n" % URL, "")
+    # Without a username the daemon knows (no unique_name, no sub), the user id alone.
+    d = daemons(token=service_token(user_id="user-nameless", sub=None))
+    rc, out, err = d.client("whoami")
+    assert (rc, out, err) == (0, "user-nameless at %s (service-account token)\n" % URL, "")
 
 
 def test_whoami_json(workdir):
@@ -227,3 +233,22 @@ def test_whoami_real_daemon_without_token(daemons):
     d = daemons(token_file=False)
     rc, out, err = d.client("whoami")
     assert (rc, out) == (4, ""), err
+
+
+def test_whoami_and_status_of_a_password_login(lg):
+    """The daemon knows the username of its own login: whoami and status show it."""
+    d = lg.daemon()
+    st = d.wait_valid()
+    rc, out, err = d.client("whoami")
+    assert (rc, out, err) == (0, "%s (%s) at %s\n" % (USERNAME, st["user_id"], d.server.url),
+                              "")
+    rc, out, err = d.client("status")
+    assert rc == 0, err
+    s = status_lines(out)
+    assert (s["username"], s["user id"], s["url"]) == (USERNAME, st["user_id"], d.server.url)
+    assert s["kind"] == "login (password login)"
+    assert (s["socket"], s["profile"][:1]) == (d.socket, "-")
+    rc, out, err = d.client("whoami", "--json")
+    assert json.loads(out) == {"username": USERNAME, "user_id": st["user_id"],
+                               "url": d.server.url, "kind": "login", "state": "valid",
+                               "socket": d.socket, "profile": None}

@@ -342,13 +342,7 @@ int lifecycle_paste(struct lifecycle *lc, const char *token, size_t len, bool ch
 			*ret_reason = "cannot start the login helper";
 		goto fail;
 	}
-	s->running = true;
-	s->done = false;
-	s->probe_want = 0;
-	s->with_mfa = false;
-	s->gen++;
-	s->started_boot = now->boot;
-	s->started_wall = now->wall;
+	lc_slot_started(s, false, now);
 	*ret_ticket = lc_ticket_of(LC_SLOT_CANDIDATE, s->gen);
 	lc_changed(lc);
 	return 0;

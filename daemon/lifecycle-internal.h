@@ -113,6 +113,10 @@ uint64_t lc_ticket_of(enum lc_slot s, uint64_t gen);
 /* Cancels the login running in slot which (its waiters get why); returns nothing. */
 void lc_cancel(struct lifecycle *lc, enum lc_slot which, const char *why);
 
+/* Marks a login (with_mfa: carrying a one-time code) started in slot s at now: a new
+ * generation, running. */
+void lc_slot_started(struct slot *s, bool with_mfa, const struct lc_time *now);
+
 /* Marks the login in slot s finished with err and a message. */
 void lc_slot_finish(struct slot *s, enum proto_error err, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));

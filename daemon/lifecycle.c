@@ -294,14 +294,19 @@ int lc_start(struct lifecycle *lc, enum lc_slot which, const struct identity *id
 			*ret_reason = "cannot start the login helper";
 		return r;
 	}
+	lc_slot_started(s, mfa != NULL, now);
+	return 0;
+}
+
+void lc_slot_started(struct slot *s, bool with_mfa, const struct lc_time *now)
+{
 	s->running = true;
 	s->done = false;
 	s->probe_want = 0;
-	s->with_mfa = mfa != NULL;
+	s->with_mfa = with_mfa;
 	s->gen++;
 	s->started_boot = now->boot;
 	s->started_wall = now->wall;
-	return 0;
 }
 
 int lc_start_identity_login(

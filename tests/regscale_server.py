@@ -35,7 +35,7 @@ lifetime and inject faults:
                        "api_calls": [...], "faults": [...], "lifetime"}
   POST /_test/config  {"lifetime": s, "require_v2": bool, "user": "NAME:PW[:MFA]"}
   POST /_test/token   {"username", "lifetime", "exp", "no_exp", "claims"} -> {"token": jwt}
-                      mints a token with the server's key (for validateToken tests)
+                      mints a token with the server's key (for validateToken and API tests)
 
 Faults (see FAULTS below for parameters): down, status, rate_limit, hang, slow,
 malformed_json, missing_fields, double_encoded, wrong_password, no_exp, expired,

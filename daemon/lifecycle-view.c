@@ -222,7 +222,11 @@ char *lifecycle_status_line(
 		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
 {
 	const char *kind = kind_of(&lc->tok);
-	const char *user = lc->tok.claims.user_id[0] ? lc->tok.claims.user_id : "unknown user";
+	/* A name means more to a person than a GUID; status shows both on their own lines. */
+	const char *user = lc->id.username              ? lc->id.username
+			   : lc->tok.claims.username[0] ? lc->tok.claims.username
+			   : lc->tok.claims.user_id[0]  ? lc->tok.claims.user_id
+							: "unknown user";
 	char when[64], in[32];
 	size_t n;
 

@@ -8,6 +8,7 @@
 
 #include "client/cli.h"
 #include "client/format.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "proto/jsonw.h"
 #include "proto/reply_read.h"
@@ -87,32 +88,98 @@ const char cli_usage_text[] =
 	"Errors are one line on stderr; stdout carries only the requested output.\n";
 /* clang-format on */
 
-/* Prints "regscale-token: <fmt...><tail>" as one line on stderr. */
-__attribute__((format(printf, 2, 0))) static void say(const char *tail, const char *fmt, va_list ap)
+static bool json_output;
+static const char *command; /* the command being run, for the hint of a usage error */
+
+/* Writes text[0..len) as a JSON string value of key into w, with any byte that is not part
+ * of well-formed UTF-8 (from argv, say) shown as '?'. */
+static void json_text(struct jsonw *w, const char *key, const char *text)
 {
-	char line[1024];
+	char clean[1024];
+	size_t n = 0;
+
+	for (const char *p = text; *p && n < sizeof(clean) - 4;) {
+		size_t k = utf8_sequence_len(p, strlen(p));
+
+		if (k == 0) {
+			clean[n++] = '?';
+			p++;
+			continue;
+		}
+		memcpy(clean + n, p, k);
+		n += k;
+		p += k;
+	}
+	jsonw_string(w, key, clean, n);
+}
+
+__attribute__((format(printf, 3, 0))) static int fail(
+		int exit_code, const char *code, const char *fmt, va_list ap)
+{
+	char line[1024], out[2048];
+	struct jsonw w;
+	size_t len;
 
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "regscale-token: %s%s\n", line, tail);
+	if (!json_output) {
+		fprintf(stderr, "regscale-token: %s\n", line);
+		return exit_code;
+	}
+	jsonw_begin(&w, out, sizeof(out));
+	jsonw_bool(&w, PROTO_F_OK, false);
+	json_text(&w, PROTO_F_ERROR, code);
+	json_text(&w, PROTO_F_MESSAGE, line);
+	jsonw_int(&w, "exit", exit_code);
+	if (jsonw_end(&w, &len) == 0)
+		fwrite(out, 1, len, stdout);
+	return exit_code;
+}
+
+int cli_fail(int exit_code, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = fail(exit_code, code, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 void cli_say(const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	say("", fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "regscale-token: %s\n", line);
+}
+
+void cli_progress(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (json_output || !isatty(STDERR_FILENO))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
 }
 
 int cli_usage_error(const char *fmt, ...)
 {
+	char text[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	say("; try 'regscale-token --help'", fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	return EXIT_USAGE;
+	return cli_fail(EXIT_USAGE, CLI_E_USAGE, "%s; try 'regscale-token%s%s --help'", text,
+			command ? " " : "", command ? command : "");
 }
 
 int cli_option_error(int c, char **argv)
@@ -128,20 +195,50 @@ int cli_option_error(int c, char **argv)
 	return cli_usage_error("invalid option '%s'", clean);
 }
 
-static bool json_output;
-
 bool cli_json(void)
 {
 	return json_output;
 }
 
+void cli_json_scan(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			json_output = true;
+}
+
+void cli_print_reply(const struct connect_reply *rep)
+{
+	fwrite(rep->line, 1, rep->len, stdout);
+	fputc('\n', stdout);
+}
+
+/* Looks for --json among the command's options (the way cli_getopt() reads them, so that an
+ * option's argument or the words after the options do not count), then rewinds getopt. */
+static void scan_json(int argc, char **argv, const struct option *opts)
+{
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+:hp::", opts, NULL)) != -1)
+		if (c == 'j')
+			json_output = true;
+	optind = 0;
+}
+
 int cli_getopt(int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit)
 {
+	static char **scanned;
 	int idx = -1;
 	int c;
 	const char *name;
 	char clean[128];
 
+	if (scanned != argv) {
+		scanned = argv;
+		command = argv[0];
+		scan_json(argc, argv, opts);
+	}
 	while ((c = getopt_long(argc, argv, "+:hp::", opts, &idx)) == 'j')
 		json_output = true;
 	switch (c) {
@@ -209,10 +306,10 @@ int cli_socket_path(const struct globals *g, char **ret_path)
 				format_sanitize(bad, clean, sizeof(clean)), CONNECT_MAX_PROFILE);
 	if (r == -ENAMETOOLONG)
 		return cli_usage_error("the socket path is too long for a Unix socket");
-	if (r < 0) {
-		cli_say("cannot find the daemon's socket: %s", strerror(-r));
-		return EXIT_FAILURE;
-	}
+	if (r < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot find the daemon's socket: %s; %s", strerror(-r),
+				"check --socket and REGSCALE_TOKEN_SOCKET");
 	return 0;
 }
 
@@ -250,12 +347,11 @@ int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto
 
 	format_sanitize(path, p, sizeof(p));
 	r = connect_peer(fd, &peer);
-	if (r < 0) {
-		cli_say("cannot tell who serves %s (%s); refusing to use it, check that it is the "
-			"daemon's socket",
+	if (r < 0)
+		return cli_fail(EXIT_DENIED, CLI_E_DENIED,
+				"cannot tell who serves %s (%s), so not using it; check that it is "
+				"the daemon's socket",
 				p, strerror(-r));
-		return EXIT_DENIED;
-	}
 	/* The common case costs no user database lookup. */
 	if (peer.uid == 0 || peer.uid == getuid() || peer.uid == geteuid())
 		return 0;
@@ -299,14 +395,14 @@ int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto
 		action = "not trusting its answers";
 		break;
 	}
-	cli_say("%s is served by uid %u (%s), not by %s: %s; if that is the daemon you mean, "
-		"name its user with --daemon-user USER or %s=USER, else find out who made that "
-		"socket",
+	return cli_fail(EXIT_DENIED, CLI_E_DENIED,
+			"%s is served by uid %u (%s), not by %s: %s; if that is the daemon you "
+			"mean, name its user with --daemon-user USER or %s=USER, else find out "
+			"who made that socket",
 			p, (unsigned)peer.uid, who, trusted, action, CLI_DAEMON_USER_ENV);
-	return EXIT_DENIED;
 }
 
-static int exit_code_for_error(enum proto_error err)
+int cli_exit_for_error(enum proto_error err)
 {
 	switch (err) {
 	case PROTO_E_NO_TOKEN:
@@ -338,68 +434,80 @@ int cli_fail_transport(const char *path, int64_t timeout_ms, int r)
 	case -ENOENT:
 	case -ENOTDIR:
 	case -ECONNREFUSED:
-		cli_say("the daemon is not running at %s (%s); start regscale-tokend, or point "
-			"--socket or REGSCALE_TOKEN_SOCKET at its socket",
+		return cli_fail(EXIT_UNREACHABLE, CLI_E_UNREACHABLE,
+				"the daemon is not running at %s (%s); start regscale-tokend, or "
+				"point --socket or REGSCALE_TOKEN_SOCKET at its socket",
 				p, strerror(-r));
-		return EXIT_UNREACHABLE;
 	case -EACCES:
 	case -EPERM:
-		cli_say("permission denied on %s; run as a user the daemon's socket admits, or ask "
-			"the daemon's administrator",
+		return cli_fail(EXIT_DENIED, CLI_E_DENIED,
+				"permission denied on %s; run as a user the daemon's socket "
+				"admits, or ask the daemon's administrator",
 				p);
-		return EXIT_DENIED;
 	case -ETIMEDOUT:
-		cli_say("no answer from the daemon at %s within %.3g s; check the daemon's log, or "
-			"raise --timeout",
+		return cli_fail(EXIT_UNREACHABLE, CLI_E_NO_ANSWER,
+				"no answer from the daemon at %s within %.3g s; check the daemon's "
+				"log, or raise --timeout",
 				p, (double)timeout_ms / 1000.0);
-		return EXIT_UNREACHABLE;
 	case -ECONNRESET:
 	case -EPIPE:
-		cli_say("the daemon at %s closed the connection without answering; check the "
-			"daemon's log",
+		return cli_fail(EXIT_UNREACHABLE, CLI_E_UNREACHABLE,
+				"the daemon at %s closed the connection without answering; check "
+				"the daemon's log",
 				p);
-		return EXIT_UNREACHABLE;
 	case -EMSGSIZE:
-		cli_say("the reply from %s is longer than %d bytes; check that it is a "
-			"regscale-tokend socket and that regscale-token and regscale-tokend are "
-			"the "
-			"same version",
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the reply from %s is longer than %d bytes; check that it is a "
+				"regscale-tokend socket of the same version as regscale-token",
 				p, PROTO_MAX_LINE);
-		return EXIT_FAILURE;
 	case -EBADMSG:
-		cli_say("malformed reply from %s; check that it is a regscale-tokend socket and "
-			"that regscale-token and regscale-tokend are the same version",
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"malformed reply from %s; check that it is a regscale-tokend "
+				"socket "
+				"of the same version as regscale-token",
 				p);
-		return EXIT_FAILURE;
 	case -EPROTO:
-		cli_say("the daemon at %s speaks another protocol version; install matching "
-			"regscale-token and regscale-tokend",
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the daemon at %s speaks another protocol version; install "
+				"matching versions of regscale-token and regscale-tokend",
 				p);
-		return EXIT_FAILURE;
 	case -ENAMETOOLONG:
-		cli_say("socket path %s is too long for a Unix socket; use a shorter --socket "
-			"path",
+		return cli_fail(EXIT_USAGE, CLI_E_USAGE,
+				"socket path %s is too long for a Unix socket; use a shorter "
+				"--socket path",
 				p);
-		return EXIT_USAGE;
 	default:
-		cli_say("cannot talk to the daemon at %s: %s; check the daemon's log", p,
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot talk to the daemon at %s: %s; check the daemon's log", p,
 				strerror(-r));
-		return EXIT_FAILURE;
 	}
 }
 
-int cli_fail_reply(enum proto_op op, const struct reply_read *r)
+/* The error code of reply r as it came, when it is a plausible code (a newer daemon's code
+ * is passed on to --json, even though we treat it as "internal"), else err's name. */
+static const char *reply_code(
+		const struct reply_read *r, enum proto_error err, char *buf, size_t size)
 {
-	char message[FORMAT_FIELD_MAX], code_buf[FORMAT_FIELD_MAX], m[512], c[64];
-	const char *code = format_reply_str(r, PROTO_F_ERROR, code_buf, sizeof(code_buf));
-	enum proto_error err = reply_read_error(r, message, sizeof(message));
+	const char *code = format_reply_str(r, PROTO_F_ERROR, buf, size);
+	size_t n = code ? strlen(code) : 0;
 
-	cli_say("%s (%s); %s",
-			format_sanitize(*message ? message : "the daemon reported an error", m,
-					sizeof(m)),
-			format_sanitize(code ? code : "unknown", c, sizeof(c)),
-			format_error_hint(err, op));
-	return exit_code_for_error(err);
+	if (n == 0 || n > 32)
+		return proto_error_name(err);
+	for (size_t i = 0; i < n; i++)
+		if (!((code[i] >= 'a' && code[i] <= 'z') || code[i] == '_'))
+			return proto_error_name(err);
+	return code;
+}
+
+int cli_fail_reply(const struct hint_request *req, const struct reply_read *r)
+{
+	char message[FORMAT_FIELD_MAX], kind_buf[64], code_buf[64], line[1024];
+	enum proto_error err = reply_read_error(r, message, sizeof(message));
+	const char *kind = format_reply_str(r, PROTO_F_KIND, kind_buf, sizeof(kind_buf));
+
+	hint_error_line(req, err, kind, message, line, sizeof(line));
+	return cli_fail(cli_exit_for_error(err), reply_code(r, err, code_buf, sizeof(code_buf)),
+			"%s", line);
 }
 
 void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size)
@@ -447,7 +555,7 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
 	if (reply_read_error(&rep->r, NULL, 0) != PROTO_OK) {
-		r = cli_fail_reply(req->op, &rep->r);
+		r = cli_fail_reply(&(struct hint_request){.op = req->op}, &rep->r);
 		connect_reply_done(rep);
 		return r;
 	}
@@ -462,9 +570,8 @@ int cli_call_simple(const struct globals *g, enum proto_op op, int64_t timeout_m
 	struct jsonw w;
 
 	cli_request_begin(&w, op, buf, sizeof(buf));
-	if (jsonw_end(&w, &req.len) < 0) {
-		cli_say("cannot build the request; this is a bug, please report it");
-		return EXIT_FAILURE;
-	}
+	if (jsonw_end(&w, &req.len) < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot build the request; this is a bug, please report it");
 	return cli_call(g, &req, rep);
 }

@@ -38,19 +38,43 @@ const char cli_usage_text[] =
 	"                         prints the daemon's reply line. Exits 0 whenever the\n"
 	"                         daemon reported a state, including \"expired\", \"no_token\"\n"
 	"                         and \"credentials_rejected\".\n"
-	"  login [--username USER] [--mfa CODE]\n"
+	"  login [--username USER] [--mfa[=CODE]]\n"
 	"                         Log the daemon in to RegScale with a password; it keeps\n"
 	"                         the credentials (sealed) to refresh the token. The password\n"
 	"                         is read without echo from the terminal, or as one line from\n"
 	"                         standard input when that is not a terminal; never from the\n"
 	"                         command line or the environment. USER defaults to the\n"
-	"                         daemon's configured username; CODE is a one-time MFA code.\n"
-	"                         Only the daemon's own user and root may log in.\n"
+	"                         daemon's configured username. --mfa asks for a one-time\n"
+	"                         code too (and the code is asked for anyway when RegScale\n"
+	"                         wants one); --mfa=CODE puts it on the command line, where\n"
+	"                         other users can see it (ps). Only the daemon's own user\n"
+	"                         and root may log in.\n"
+	"  login --token | --token-file FILE\n"
+	"                         Give the daemon a token copied from RegScale instead (from\n"
+	"                         the terminal without echo, one line of standard input, or\n"
+	"                         FILE, which must be closed to others); \"Bearer \" before it\n"
+	"                         is fine. It is served until it expires, never refreshed.\n"
 	"  logout                 Make the daemon forget the token and stored credentials.\n"
-	"  refresh                Have the daemon log in again now with the stored\n"
+	"  refresh [--mfa[=CODE]] Have the daemon log in again now with the stored\n"
 	"                         credentials (or reload a service token's file) and print\n"
-	"                         the outcome.\n"
+	"                         the outcome; an MFA account needs a fresh code, asked for\n"
+	"                         on the terminal.\n"
 	"  ping                   Check that the daemon answers; prints \"pong\".\n"
+	"  help [COMMAND]         Show this help, or the command's (as COMMAND --help).\n";
+
+/* The rest of --help; apart, as one string may hold only 4095 bytes in ISO C. */
+static const char usage_notes[] =
+	"\n"
+	"Every command takes --json: its output is then one JSON object on stdout (the\n"
+	"daemon's reply line; for get the same as --format json), and so is any error:\n"
+	"  {\"ok\":false,\"error\":CODE,\"message\":TEXT,\"exit\":N}\n"
+	"with nothing on stderr. CODE is the daemon's error code (see PROTOCOL.md), or one\n"
+	"of the client's own: usage (exit 2), unreachable (3: no daemon at the socket, or it\n"
+	"hung up), no_answer (3: none within --timeout), denied (5: the socket is not yours\n"
+	"to use, or not served by a trusted user), bad_reply (1: a reply that cannot be\n"
+	"read, another version), input (1: the password, token or code cannot be read),\n"
+	"invalid_token (6: a pasted token that is no JWT, or has expired), local (1: out of\n"
+	"memory, output not writable).\n"
 	"\n"
 	"DURATION is a whole number of seconds, alone or followed by s, m, h or d:\n"
 	"30, 30s, 10m, 1h, 2d.\n"
@@ -85,7 +109,10 @@ const char cli_usage_text[] =
 	"  4  no token, or the token has expired\n"
 	"  5  permission denied, or the socket is not served by a trusted user\n"
 	"  6  login failed, or the credentials were rejected\n"
-	"Errors are one line on stderr; stdout carries only the requested output.\n";
+	"Errors are one line on stderr, \"regscale-token: <cause>; <what to do>\" (with\n"
+	"--json, the object above on stdout); stdout carries only the requested output.\n"
+	"While login or refresh waits for RegScale, one line on stderr says so when stderr\n"
+	"is a terminal.\n";
 /* clang-format on */
 
 static bool json_output;
@@ -133,6 +160,12 @@ __attribute__((format(printf, 3, 0))) static int fail(
 	if (jsonw_end(&w, &len) == 0)
 		fwrite(out, 1, len, stdout);
 	return exit_code;
+}
+
+void cli_print_usage(void)
+{
+	fputs(cli_usage_text, stdout);
+	fputs(usage_notes, stdout);
 }
 
 int cli_fail(int exit_code, const char *code, const char *fmt, ...)

@@ -53,8 +53,11 @@ struct cli_request {
 	int64_t timeout_ms; /* the command's default budget; --timeout overrides it */
 };
 
-/* The --help text. */
+/* The --help text's first part: the commands. */
 extern const char cli_usage_text[];
+
+/* Prints the whole --help text on stdout. */
+void cli_print_usage(void);
 
 /* Stable codes of the failures the client finds by itself, the "error" of a --json error
  * object (the daemon's codes, from an error reply, are passed on as they came). Part of the

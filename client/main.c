@@ -241,7 +241,7 @@ static int run_help(const struct globals *g, int argc, char **argv)
 		return cli_usage_error("no command '%s' (" COMMAND_LIST ")",
 				format_sanitize(argv[1], clean, sizeof(clean)));
 	if (!cmd || cmd->run == run_help) {
-		fputs(cli_usage_text, stdout);
+		cli_print_usage();
 		return EXIT_SUCCESS;
 	}
 	help_argv[0] = (char *)cmd->name;
@@ -315,7 +315,7 @@ static int run(int argc, char **argv)
 			g.daemon_user = optarg;
 			break;
 		case 'h':
-			fputs(cli_usage_text, stdout);
+			cli_print_usage();
 			return EXIT_SUCCESS;
 		case 'V':
 			puts("regscale-token " RT_VERSION);

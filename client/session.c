@@ -99,6 +99,12 @@ int session_ask_info(struct session_conn *c, struct session_info *info)
 	r = session_exchange(c, buf, len, &rep);
 	if (r != 0)
 		return r;
+	if (!rep.r.ok && reply_read_error(&rep.r, NULL, 0) == PROTO_E_PERMISSION_DENIED) {
+		/* Nobody types a password for a daemon that will not take it. */
+		r = cli_fail_reply(&(struct hint_request){.op = c->op}, &rep.r);
+		connect_reply_done(&rep);
+		return r;
+	}
 	if (rep.r.ok) {
 		copy_field(&rep.r, PROTO_F_URL, info->url, sizeof(info->url));
 		copy_field(&rep.r, PROTO_F_USERNAME, info->username, sizeof(info->username));

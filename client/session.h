@@ -59,7 +59,8 @@ struct session_info {
 };
 
 /* Asks the daemon's status on c to fill *info. Returns 0 (an error reply leaves *info
- * empty), or the exit code after saying what went wrong. */
+ * empty), or the exit code after saying what went wrong: a transport failure, or
+ * permission_denied (the daemon refuses this user altogether). */
 int session_ask_info(struct session_conn *c, struct session_info *info);
 
 /* Room for a one-time code in locked memory. */

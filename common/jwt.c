@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 #include <sodium.h>
 
 #include "common/jwt.h"
+#include "common/utf8.h"
 
 /* Header and payload are small JSON objects; anything nested deeper is not a JWT we know. */
 #define JWT_MAX_DEPTH 16
@@ -203,6 +205,31 @@ static int get_user_id(json_object *payload, char *ret, const char **ret_message
 	return 0;
 }
 
+/* Copies the account's name into ret (JWT_MAX_USERNAME + 1 bytes), see struct jwt_claims. */
+static void get_username(json_object *payload, char *ret)
+{
+	json_object *v = NULL;
+	const char *s;
+	size_t len;
+
+	ret[0] = '\0';
+	if (!json_object_object_get_ex(payload, "unique_name", &v) &&
+			!(json_object_object_get_ex(payload, "id", NULL) &&
+					json_object_object_get_ex(payload, "sub", &v)))
+		return;
+	if (!json_object_is_type(v, json_type_string))
+		return;
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	if (len == 0 || len > JWT_MAX_USERNAME || !utf8_valid(s, len))
+		return;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return;
+	memcpy(ret, s, len);
+	ret[len] = '\0';
+}
+
 int jwt_parse(const char *token, size_t len, struct jwt_claims *ret, const char **ret_message)
 {
 	struct jwt_claims claims = {.has_exp = false};
@@ -278,6 +305,7 @@ int jwt_parse(const char *token, size_t len, struct jwt_claims *ret, const char 
 	r = get_user_id(p, claims.user_id, &message);
 	if (r < 0)
 		goto finish;
+	get_username(p, claims.username);
 
 	*ret = claims;
 	r = 0;
@@ -290,4 +318,21 @@ finish:
 	if (r < 0 && ret_message)
 		*ret_message = message ? message : "invalid token";
 	return r;
+}
+
+const char *jwt_strip_bearer(const char *token, size_t *len)
+{
+	const char *p = token, *end = token + *len;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (end - p > 7 && strncasecmp(p, "Bearer", 6) == 0 && (p[6] == ' ' || p[6] == '\t')) {
+		p += 6;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+	}
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+		end--;
+	*len = (size_t)(end - p);
+	return p;
 }

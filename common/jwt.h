@@ -11,6 +11,8 @@
 #define JWT_MAX_LEN 16384
 
 #define JWT_MAX_USER_ID 128
+/* Longest username taken from a claim (proto/proto.h's PROTO_MAX_USERNAME). */
+#define JWT_MAX_USERNAME 256
 
 struct jwt_claims {
 	bool has_exp;
@@ -19,7 +21,16 @@ struct jwt_claims {
 	int64_t iat; /* unix seconds */
 	/* "id" claim (RegScale's user id), else "sub", else empty; printable ASCII only. */
 	char user_id[JWT_MAX_USER_ID + 1];
+	/* The account's name: "unique_name", else "sub" when "id" holds the user id (RegScale
+	 * puts the username in "sub"); empty when neither, or when it is no UTF-8 text without
+	 * control characters (a name is shown, never needed). */
+	char username[JWT_MAX_USERNAME + 1];
 };
+
+/* Removes a leading "Bearer " (any case, any blanks after it) and the blanks and line ends
+ * around token[0..*len), the form RegScale's pages and regscale-cli show a token in. Returns
+ * where the token starts within token, its new length in *len. */
+const char *jwt_strip_bearer(const char *token, size_t *len);
 
 /* Returns true if token[0..len) has the shape of a JWT: three non-empty base64url parts
  * separated by two dots, nothing else, at most JWT_MAX_LEN bytes. */

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +242,72 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 	}
 	p->set_line[i] = p->line;
+	if (k->kind == KIND_URL) {
+		/* The daemon appends /api/authentication/...: a URL copied from the API docs
+		 * would post to /api/api/... and fail at the first login. */
+		const char *url = *(char **)field(&p->tmp, k);
+		size_t n = config_value_url_api_base(url);
+		if (n > 0) {
+			fail(p, p->line, -EINVAL,
+					"[%s] %s: ends in /api, which the daemon adds itself; "
+					"give the base URL without it: %.*s",
+					section, name, (int)n, url);
+			return 0;
+		}
+	}
 	return 1;
+}
+
+/* Returns the line where the file set [regscale] name, 0 if it did not. */
+static unsigned line_of(const struct parse *p, const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+		if (strcmp(keys[i].section, "regscale") == 0 && strcmp(keys[i].name, name) == 0)
+			return p->set_line[i];
+	return 0;
+}
+
+/* Whether systemd passed the credential "token", which makes the daemon serve it (service
+ * mode) when no token_file is set: source_new() decides the same way. */
+static bool token_credential(void)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	_cleanup_(freep) char *path = NULL;
+
+	if (!creds || creds[0] != '/' || asprintf(&path, "%s/token", creds) < 0)
+		return false;
+	return access(path, F_OK) == 0;
+}
+
+/* Checks the keys of the file that only work together (README "Configuration"): the keys of
+ * one mode, and a url for password login. Returns 0, or the error recorded with fail(). */
+static int check_keys(struct parse *p)
+{
+	unsigned url = line_of(p, "url"), token = line_of(p, "token_file");
+	unsigned user = line_of(p, "username"), pw = line_of(p, "password_file");
+	unsigned login = user ? user : pw;
+	const char *key = user ? "username" : "password_file";
+
+	if (token && login)
+		return fail(p, login, -EINVAL,
+				"[regscale] %s: does not go with token_file (line %u): a token "
+				"file is served as it is, %s is for password login; remove one of "
+				"the two",
+				key, token, key);
+	if (token || token_credential())
+		return 0;
+	/* Password login: without a url the first login could only fail. */
+	if (login && !url)
+		return fail(p, login, -EINVAL,
+				"[regscale] %s: needs url, the RegScale server to log in to; add "
+				"its base URL, e.g. \"url = https://regscale.example.com\", to "
+				"[regscale]",
+				key);
+	if (pw && !user)
+		return fail(p, pw, -EINVAL,
+				"[regscale] password_file: needs username, the account whose "
+				"password it holds; add \"username = NAME\" to [regscale]");
+	return 0;
 }
 
 /* Hands inih one line of the file per call, so that p->line is the current line. */
@@ -383,6 +449,8 @@ int config_load(struct config *c, const char *path, char *errbuf, size_t errlen)
 		fail(&p, (unsigned)r, -EINVAL, "syntax error (expected [section] or key = value)");
 	} else if (r != 0 && !p.error)
 		fail(&p, 0, -EINVAL, "cannot parse");
+	if (!p.error)
+		check_keys(&p);
 	if (p.error) {
 		config_done(&p.tmp);
 		return p.error;

@@ -42,7 +42,10 @@ void config_init(struct config *ret);
 /* Loads path into *c (which config_init() prepared), replacing the values it sets. On
  * error returns -EINVAL (or -errno if the file cannot be read) and writes one line naming
  * the file, line and key (e.g. "/etc/x.conf:7: [regscale] connect_timeout: not a number")
- * into errbuf. Unknown sections and keys are errors. On error *c is left unchanged. */
+ * into errbuf. Unknown sections and keys are errors, and so are keys of the file that do not
+ * work together: token_file with username or password_file; in password mode (no token_file,
+ * no systemd credential "token" in $CREDENTIALS_DIRECTORY) username or password_file without
+ * url, password_file without username. On error *c is left unchanged. */
 int config_load(struct config *c, const char *path, char *errbuf, size_t errlen);
 
 /* Frees everything c owns and re-initialises it. */

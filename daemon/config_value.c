@@ -40,9 +40,10 @@ int config_value_duration(const char *v, uint64_t *ret, const char **ret_reason)
 
 	r = duration_parse(v, CONFIG_MAX_DURATION_SEC, &n);
 	if (r == -ERANGE)
-		return fail(ret_reason, -EINVAL, "too large (at most 8760h)");
+		return fail(ret_reason, -EINVAL, "too large (at most 365d)");
 	if (r < 0 && (*v < '0' || *v > '9'))
-		return fail(ret_reason, -EINVAL, "not a number (expected e.g. 30, 30s, 5m or 24h)");
+		return fail(ret_reason, -EINVAL,
+				"not a number (expected e.g. 30, 30s, 5m, 24h or 7d)");
 	if (r < 0)
 		return fail(ret_reason, -EINVAL, "bad unit (expected s, m, h or d)");
 	if (n == 0)
@@ -174,6 +175,22 @@ int config_value_url(const char *v, char **ret, const char **ret_reason)
 		return fail(ret_reason, -ENOMEM, "out of memory");
 	*ret = url;
 	return 0;
+}
+
+size_t config_value_url_api_base(const char *url)
+{
+	const char *host = strstr(url, "://"), *path;
+	size_t len = strlen(url);
+
+	if (!host)
+		return 0;
+	path = strchr(host + 3, '/');
+	if (!path || len < 4 || url + len - 4 < path || strcasecmp(url + len - 4, "/api") != 0)
+		return 0;
+	len -= 4;
+	while (len > 0 && url[len - 1] == '/')
+		len--;
+	return len;
 }
 
 int config_value_path(const char *dir, const char *v, char **ret, const char **ret_reason)

@@ -4,6 +4,7 @@
  * *ret is written only on success. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The login_api key: which form of RegScale's login the helper posts. */
@@ -24,6 +25,11 @@ int config_value_connections(const char *v, uint64_t *ret, const char **ret_reas
  * a malloc'd copy without trailing slashes in *ret, which the caller frees, or -errno with a
  * reason. */
 int config_value_url(const char *v, char **ret, const char **ret_reason);
+
+/* Returns the length of url's base when its path ends in /api (any case; url as
+ * config_value_url() stores it, without trailing slashes): "https://x.example/api" -> 17, the
+ * length of "https://x.example". Returns 0 for any other url. */
+size_t config_value_url_api_base(const char *url);
 
 /* Resolves v against dir (absolute, the configuration file's directory; borrowed). Returns 0
  * and a malloc'd absolute path in *ret, which the caller frees, or -errno with a reason. */

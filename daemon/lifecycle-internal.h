@@ -33,6 +33,7 @@ struct token {
 	struct sealed *sealed; /* NULL when none */
 	struct jwt_claims claims;
 	bool service;
+	bool pasted;          /* a person pasted it: nothing but a new paste renews it */
 	uint64_t start_boot;  /* when the login that got it started, or when it was loaded */
 	uint64_t end_boot;    /* start_boot + its lifetime; NEVER when none is known */
 	bool has_end_wall;    /* it has an exp claim */
@@ -54,6 +55,7 @@ struct slot {
 	int64_t started_wall;
 	/* The longest min_valid (usec) of the clients waiting for this login, 0 when none. */
 	uint64_t probe_want;
+	bool with_mfa; /* the login running carries a one-time code */
 	/* The outcome of login gen once it finished. */
 	bool done;
 	enum proto_error err;
@@ -71,6 +73,7 @@ struct lifecycle {
 	bool has_config_fp;
 
 	struct token tok;
+	struct token pasted; /* a pasted token being checked in LC_SLOT_CANDIDATE */
 	struct slot slot[_LC_SLOT_MAX];
 
 	enum schedule sched;
@@ -82,6 +85,7 @@ struct lifecycle {
 	uint64_t probe_lifetime;
 	unsigned retries;
 	bool rejected;   /* the server refused the credentials: no login until new ones */
+	bool mfa_asked;  /* ... because it asks for an MFA code: a refresh with one may log in */
 	bool impossible; /* the login cannot work (HELPER_CONFIG): none until a reload */
 	bool failed;     /* the last identity login failed */
 	int64_t last_refresh;
@@ -109,6 +113,18 @@ uint64_t lc_ticket_of(enum lc_slot s, uint64_t gen);
 /* Cancels the login running in slot which (its waiters get why); returns nothing. */
 void lc_cancel(struct lifecycle *lc, enum lc_slot which, const char *why);
 
+/* Marks a login (with_mfa: carrying a one-time code) started in slot s at now: a new
+ * generation, running. */
+void lc_slot_started(struct slot *s, bool with_mfa, const struct lc_time *now);
+
+/* Marks the login in slot s finished with err and a message. */
+void lc_slot_finish(struct slot *s, enum proto_error err, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+/* The check of a pasted token (LC_SLOT_CANDIDATE) finished with res. */
+void lc_paste_done(
+		struct lifecycle *lc, const struct lc_login_result *res, const struct lc_time *now);
+
 /* Starts a login in slot which for id through the hooks. Returns 0, or -errno with a
  * static reason in *ret_reason. */
 int lc_start(struct lifecycle *lc, enum lc_slot which, const struct identity *id, const char *mfa,
@@ -116,7 +132,8 @@ int lc_start(struct lifecycle *lc, enum lc_slot which, const struct identity *id
 
 /* Starts the identity's own login unless one runs. Returns 0, or -errno with the reason
  * in last_error and a retry scheduled. */
-int lc_start_identity_login(struct lifecycle *lc, const char *why, const struct lc_time *now);
+int lc_start_identity_login(
+		struct lifecycle *lc, const char *why, const char *mfa, const struct lc_time *now);
 
 /* Returns the boottime at which the wall clock, as it reads now, reaches wall (now's
  * boottime when it has already). */

@@ -7,6 +7,12 @@
 #include "daemon/lifecycle-internal.h"
 #include "proto/proto.h"
 
+/* The kind of token t: PROTO_KIND_SERVICE, _PASTED or _LOGIN. */
+static const char *kind_of(const struct token *t)
+{
+	return t->service ? PROTO_KIND_SERVICE : t->pasted ? PROTO_KIND_PASTED : PROTO_KIND_LOGIN;
+}
+
 enum proto_state lifecycle_state(const struct lifecycle *lc, const struct lc_time *now)
 {
 	bool valid = lc_token_valid(&lc->tok, now);
@@ -41,6 +47,9 @@ static enum lc_get fail_no_token(const struct lifecycle *lc, const struct lc_tim
 				lc->last_error[0] ? lc->last_error
 				: lc->id.mfa      ? "an MFA login cannot be renewed: run "
 						    "'regscale-token login --mfa CODE'"
+				: lc->tok.pasted  ? "a pasted token cannot be renewed: paste a new "
+						    "one "
+						    "with 'regscale-token login --token'"
 						  : "");
 	} else if (lc_login_running(lc)) {
 		*ret_err = PROTO_E_NO_TOKEN;
@@ -103,6 +112,17 @@ enum lc_get lifecycle_get(struct lifecycle *lc, int64_t min_valid, bool may_wait
 				want, life);
 		return LC_GET_FAIL;
 	}
+	if (valid && lc->tok.pasted) {
+		char iso[32];
+		*ret_err = PROTO_E_TOKEN_EXPIRED;
+		snprintf(msg, size,
+				"the pasted token is valid for %llds only (until %s), less than "
+				"min_valid, and the daemon cannot renew it: paste a new one with "
+				"'regscale-token login --token'",
+				(long long)remaining,
+				proto_format_time(lc->tok.expires_wall, iso, sizeof(iso)));
+		return LC_GET_FAIL;
+	}
 	if (valid && lc->id.mfa && !lc_login_running(lc)) {
 		char iso[32];
 		*ret_err = PROTO_E_LOGIN_REQUIRED;
@@ -119,8 +139,8 @@ enum lc_get lifecycle_get(struct lifecycle *lc, int64_t min_valid, bool may_wait
 
 		if (lc_login_running(lc) ||
 				(may_start && lifecycle_refresh(lc,
-							      "a client needs a fresher token", now,
-							      &ticket, &reason) >= 0)) {
+							      "a client needs a fresher token",
+							      NULL, now, &ticket, &reason) >= 0)) {
 			/* What it brings is the server's lifetime: remember it for the next ask. */
 			struct slot *sl = &lc->slot[LC_SLOT_IDENTITY];
 			if (sl->running && (uint64_t)min_valid * USEC > sl->probe_want)
@@ -157,15 +177,19 @@ void lifecycle_info(const struct lifecycle *lc, const struct lc_time *now, struc
 			.origin = lc->id.origin,
 			.has_token = lc->tok.sealed != NULL,
 			.service = lc->tok.service,
+			.kind = lc->tok.sealed ? kind_of(&lc->tok) : NULL,
 			.user_id = lc->tok.sealed ? lc->tok.claims.user_id : "",
-			.username = lc->id.username,
+			.username = lc->id.username ? lc->id.username
+				    : lc->tok.sealed && lc->tok.claims.username[0]
+						    ? lc->tok.claims.username
+						    : NULL,
 			.expires_at = lc->tok.sealed ? lc->tok.expires_wall : 0,
 			.next_refresh = lc->sched != SCHED_NONE ? lc->sched_wall : 0,
 			.last_refresh = lc->last_refresh,
 			.last_error = lc->last_error,
 			.retries = lc->retries,
 			.login_in_flight = lc_login_running(lc),
-			.needs_person = lc->id.mfa,
+			.needs_person = lc->id.mfa || lc->tok.pasted,
 	};
 }
 
@@ -197,7 +221,7 @@ static void format_in(int64_t secs, char *buf, size_t size)
 char *lifecycle_status_line(
 		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
 {
-	const char *kind = lc->tok.service ? PROTO_KIND_SERVICE : PROTO_KIND_LOGIN;
+	const char *kind = kind_of(&lc->tok);
 	const char *user = lc->tok.claims.user_id[0] ? lc->tok.claims.user_id : "unknown user";
 	char when[64], in[32];
 	size_t n;
@@ -212,7 +236,9 @@ char *lifecycle_status_line(
 	else
 		snprintf(buf, size, "%s token for %s valid until %s", kind, user, when);
 	n = strlen(buf);
-	if (lc_login_running(lc))
+	if (lc->slot[LC_SLOT_CANDIDATE].running && lc->candidate.origin == LC_ORIGIN_PASTED)
+		snprintf(buf + n, size - n, "; RegScale is checking a pasted token");
+	else if (lc_login_running(lc))
 		snprintf(buf + n, size - n, "; logging in as %s",
 				lc->slot[LC_SLOT_CANDIDATE].running && lc->candidate.username
 						? lc->candidate.username
@@ -224,6 +250,10 @@ char *lifecycle_status_line(
 		snprintf(buf + n, size - n,
 				"; an MFA login: run 'regscale-token login --mfa CODE' before "
 				"then");
+	else if (lc->tok.pasted && lc_token_valid(&lc->tok, now))
+		snprintf(buf + n, size - n,
+				"; not renewable: paste a new one with 'regscale-token login "
+				"--token' before then");
 	else if (lc->sched != SCHED_NONE) {
 		format_in(lc->sched_wall - now->wall, in, sizeof(in));
 		snprintf(buf + n, size - n, ", refresh in %s", in);

@@ -71,6 +71,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
 	lc_identity_clear(&lc->id);
 	lc_identity_clear(&lc->candidate);
 	lc_token_clear(&lc->tok);
+	lc_token_clear(&lc->pasted);
 	free(lc);
 	return NULL;
 }
@@ -176,7 +177,7 @@ static bool can_refresh(const struct lifecycle *lc)
 
 void lc_reset_failures(struct lifecycle *lc)
 {
-	lc->rejected = lc->impossible = lc->failed = false;
+	lc->rejected = lc->impossible = lc->failed = lc->mfa_asked = false;
 	lc->retries = 0;
 	lc->probe_lifetime = 0;
 	lc_unschedule(lc);
@@ -245,10 +246,7 @@ uint64_t lc_ticket_of(enum lc_slot s, uint64_t gen)
 	return gen * _LC_SLOT_MAX + (uint64_t)s;
 }
 
-static void slot_finish(struct slot *s, enum proto_error err, const char *fmt, ...)
-		__attribute__((format(printf, 3, 4)));
-
-static void slot_finish(struct slot *s, enum proto_error err, const char *fmt, ...)
+void lc_slot_finish(struct slot *s, enum proto_error err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -268,9 +266,11 @@ void lc_cancel(struct lifecycle *lc, enum lc_slot which, const char *why)
 		return;
 	if (lc->hooks.cancel_login)
 		lc->hooks.cancel_login(lc->hooks.userdata, which);
-	slot_finish(s, PROTO_E_LOGIN_FAILED, "%s", why);
-	if (which == LC_SLOT_CANDIDATE)
+	lc_slot_finish(s, PROTO_E_LOGIN_FAILED, "%s", why);
+	if (which == LC_SLOT_CANDIDATE) {
 		lc_identity_clear(&lc->candidate);
+		lc_token_clear(&lc->pasted);
+	}
 }
 
 /* Starts a login in slot for id. Returns 0, or -errno with a reason. */
@@ -294,17 +294,23 @@ int lc_start(struct lifecycle *lc, enum lc_slot which, const struct identity *id
 			*ret_reason = "cannot start the login helper";
 		return r;
 	}
-	s->running = true;
-	s->done = false;
-	s->probe_want = 0;
-	s->gen++;
-	s->started_boot = now->boot;
-	s->started_wall = now->wall;
+	lc_slot_started(s, mfa != NULL, now);
 	return 0;
 }
 
-/* Starts a login for the current identity. Returns 0, or -errno (and records why). */
-int lc_start_identity_login(struct lifecycle *lc, const char *why, const struct lc_time *now)
+void lc_slot_started(struct slot *s, bool with_mfa, const struct lc_time *now)
+{
+	s->running = true;
+	s->done = false;
+	s->probe_want = 0;
+	s->with_mfa = with_mfa;
+	s->gen++;
+	s->started_boot = now->boot;
+	s->started_wall = now->wall;
+}
+
+int lc_start_identity_login(
+		struct lifecycle *lc, const char *why, const char *mfa, const struct lc_time *now)
 {
 	const char *reason = NULL;
 	char user[128];
@@ -313,7 +319,7 @@ int lc_start_identity_login(struct lifecycle *lc, const char *why, const struct 
 	if (lc->slot[LC_SLOT_IDENTITY].running)
 		return 0;
 	lc_unschedule(lc);
-	r = lc_start(lc, LC_SLOT_IDENTITY, &lc->id, NULL, now, &reason);
+	r = lc_start(lc, LC_SLOT_IDENTITY, &lc->id, mfa, now, &reason);
 	if (r < 0) {
 		/* A passing failure like any other: back off and try again. */
 		lc->retries++;
@@ -396,9 +402,10 @@ static int adopt_login_token(struct lifecycle *lc, const struct slot *s,
 
 static enum proto_error error_of(enum helper_outcome o)
 {
-	return o == HELPER_OK         ? PROTO_OK
-	       : o == HELPER_REJECTED ? PROTO_E_CREDENTIALS_REJECTED
-				      : PROTO_E_LOGIN_FAILED;
+	return o == HELPER_OK             ? PROTO_OK
+	       : o == HELPER_REJECTED     ? PROTO_E_CREDENTIALS_REJECTED
+	       : o == HELPER_MFA_REQUIRED ? PROTO_E_MFA_REQUIRED
+					  : PROTO_E_LOGIN_FAILED;
 }
 
 /* The identity's login failed: back off, or stop until a person acts. Records the outcome
@@ -411,7 +418,18 @@ static void identity_failed(struct lifecycle *lc, struct slot *s, enum helper_ou
 	escape_log(lc->id.username, user, sizeof(user));
 	lc->failed = true;
 	lc_unschedule(lc);
-	if (outcome == HELPER_REJECTED) {
+	if (outcome == HELPER_MFA_REQUIRED) {
+		/* Nothing unattended can give a code: like a rejection, until a person logs in. */
+		lc->rejected = true;
+		lc->mfa_asked = true;
+		snprintf(lc->last_error, sizeof(lc->last_error),
+				"RegScale asks for a one-time MFA code (%s); run 'regscale-token "
+				"login --mfa'",
+				msg);
+		log_error("login as \"%s\" needs an MFA code: %s; not retrying until a person "
+			  "logs in",
+				user, msg);
+	} else if (outcome == HELPER_REJECTED) {
 		lc->rejected = true;
 		snprintf(lc->last_error, sizeof(lc->last_error),
 				"credentials rejected by RegScale (%s); run 'regscale-token login' "
@@ -442,7 +460,7 @@ static void identity_failed(struct lifecycle *lc, struct slot *s, enum helper_ou
 				(long long)(lc->sched_wall - now->wall));
 		log_warning("%s", lc->last_error);
 	}
-	slot_finish(s, error_of(outcome), "%s", lc->last_error);
+	lc_slot_finish(s, error_of(outcome), "%s", lc->last_error);
 }
 
 static void identity_login_done(
@@ -467,8 +485,10 @@ static void identity_login_done(
 	lc->retries = 0;
 	lc->failed = false;
 	lc->last_error[0] = '\0';
+	if (s->with_mfa)
+		lc->id.mfa = true; /* a refresh with a code: the next needs a person again */
 	schedule_refresh(lc, now);
-	slot_finish(s, PROTO_OK, "logged in");
+	lc_slot_finish(s, PROTO_OK, "logged in");
 	log_info("logged in as \"%s\": token valid for %llds",
 			escape_log(lc->id.username, user, sizeof(user)),
 			(long long)lc_token_remaining(&lc->tok, now));
@@ -500,6 +520,10 @@ static void candidate_login_done(
 	enum helper_outcome outcome = res->outcome;
 	char msg[PIPE_MAX_MESSAGE + 64], user[128];
 
+	if (lc->candidate.origin == LC_ORIGIN_PASTED) {
+		lc_paste_done(lc, res, now);
+		return;
+	}
 	escape_log(lc->candidate.username, user, sizeof(user));
 	snprintf(msg, sizeof(msg), "%s", res->message ? res->message : "login failed");
 	if (outcome == HELPER_OK) {
@@ -517,7 +541,7 @@ static void candidate_login_done(
 		log_warning("login as \"%s\" failed: %s; keeping the current credentials and "
 			    "token",
 				user, msg);
-		slot_finish(s, error_of(outcome), "%s", msg);
+		lc_slot_finish(s, error_of(outcome), "%s", msg);
 		lc_identity_clear(&lc->candidate);
 		return;
 	}
@@ -531,7 +555,7 @@ static void candidate_login_done(
 	}
 	adopt_candidate(lc);
 	schedule_refresh(lc, now);
-	slot_finish(s, PROTO_OK, "logged in");
+	lc_slot_finish(s, PROTO_OK, "logged in");
 	log_info("logged in as \"%s\" (client login): token valid for %llds%s", user,
 			(long long)lc_token_remaining(&lc->tok, now),
 			lc->id.mfa ? "; an MFA login: no unattended refresh, a person must log in "
@@ -566,8 +590,9 @@ void lifecycle_tick(struct lifecycle *lc, const struct lc_time *now)
 	}
 	if (lc->sched != SCHED_NONE && now->boot >= lc->sched_boot &&
 			!lc->slot[LC_SLOT_IDENTITY].running)
-		(void)lc_start_identity_login(
-				lc, lc->sched == SCHED_RETRY ? "retry" : "scheduled refresh", now);
+		(void)lc_start_identity_login(lc,
+				lc->sched == SCHED_RETRY ? "retry" : "scheduled refresh", NULL,
+				now);
 	else if (was_noted == lc->tok.expiry_noted)
 		return;
 	lc_changed(lc);

@@ -34,6 +34,7 @@ enum lc_origin {
 	LC_ORIGIN_CONFIG,  /* username and password_file (or credential) of the configuration */
 	LC_ORIGIN_LOGIN,   /* a client's login request */
 	LC_ORIGIN_SERVICE, /* a service-account token: token_file or the credential */
+	LC_ORIGIN_PASTED,  /* a token a person pasted: a client's login with "token" */
 };
 
 /* The two logins that may run at once. */
@@ -49,7 +50,13 @@ struct lc_hooks {
 	 * comes back through lifecycle_login_done(); never from within this call. */
 	int (*start_login)(void *userdata, enum lc_slot slot, const char *username,
 			const struct secret *password, const char *mfa, const char **ret_reason);
-	/* Cancels the login running in slot: no result will come. */
+	/* Starts asking RegScale whether token (valid for the call only) is good, for slot
+	 * (always LC_SLOT_CANDIDATE: a pasted token). Returns 0, or -errno with a reason in
+	 * *ret_reason. Its result comes back through lifecycle_login_done() (HELPER_OK: it is
+	 * good), never from within this call. */
+	int (*start_check)(void *userdata, enum lc_slot slot, const struct secret *token,
+			const char **ret_reason);
+	/* Cancels the login (or check) running in slot: no result will come. */
 	void (*cancel_login)(void *userdata, enum lc_slot slot);
 	/* State, token or schedule changed: re-arm the timer, update STATUS=, wake waiters. */
 	void (*changed)(void *userdata);
@@ -71,10 +78,12 @@ struct lc_login_result {
 struct lc_info {
 	enum proto_state state;
 	enum lc_origin origin;
-	bool has_token;         /* a token is held, valid or not */
-	bool service;           /* it is a service token (else a login token) */
-	const char *user_id;    /* the token's user id, "" when none */
-	const char *username;   /* the identity's account, NULL for a service token or none */
+	bool has_token;      /* a token is held, valid or not */
+	bool service;        /* it is a service token (else a login token) */
+	const char *kind;    /* PROTO_KIND_SERVICE, _LOGIN or _PASTED; NULL without a token */
+	const char *user_id; /* the token's user id, "" when none */
+	/* The account: the identity's username, else the token's (claims), else NULL. */
+	const char *username;
 	int64_t expires_at;     /* unix seconds the token stops being served, 0 = none known */
 	int64_t next_refresh;   /* unix seconds of the planned login, 0 = none */
 	int64_t last_refresh;   /* unix seconds the token last changed, 0 = never */
@@ -141,12 +150,22 @@ int lifecycle_login(struct lifecycle *lc, const char *username, const char *pass
 		const char *mfa, const struct lc_time *now, uint64_t *ret_ticket,
 		const char **ret_reason);
 
-/* A login for the current identity now (or the one already running). Returns 0 and a
- * ticket, or a negative code with a reason: -ENOKEY no credentials, -EKEYREJECTED rejected
- * credentials, -EPERM an MFA identity (a person must log in), -EOPNOTSUPP a service token,
- * -errno when the login cannot start. */
-int lifecycle_refresh(struct lifecycle *lc, const char *why, const struct lc_time *now,
-		uint64_t *ret_ticket, const char **ret_reason);
+/* A token a person pasted (token[0..len), "Bearer " already stripped): checked with RegScale
+ * first when check (hooks.start_check), in the candidate slot beside the current identity,
+ * which it replaces only once accepted (a refused token changes nothing). Without check it
+ * is adopted at once. Returns 0 and a ticket for lifecycle_ticket() (finished already
+ * without check), -EINVAL when it is no JWT or has expired, -EOPNOTSUPP for a service
+ * identity, -EBUSY when another client login runs, or -errno; each with a reason. */
+int lifecycle_paste(struct lifecycle *lc, const char *token, size_t len, bool check,
+		const struct lc_time *now, uint64_t *ret_ticket, const char **ret_reason);
+
+/* A login for the current identity now (or the one already running), with mfa a fresh
+ * one-time code (NULL: none). Returns 0 and a ticket, or a negative code with a reason:
+ * -ENOKEY no credentials, -EKEYREJECTED rejected credentials, -EPERM an MFA identity without
+ * mfa or a pasted token (a person must log in), -EOPNOTSUPP a service token, -errno when the
+ * login cannot start. */
+int lifecycle_refresh(struct lifecycle *lc, const char *why, const char *mfa,
+		const struct lc_time *now, uint64_t *ret_ticket, const char **ret_reason);
 
 /* Returns 0 while the login behind ticket runs, or 1 once it finished with *ret_err
  * (PROTO_OK on success) and a message in msg. */

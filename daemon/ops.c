@@ -7,11 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jwt.h"
 #include "common/util.h"
 #include "daemon/log.h"
 #include "daemon/ops.h"
 #include "daemon/source.h"
 #include "proto/reply_write.h"
+
+/* Room for a login's secret: a password (PIPE_MAX_PASSWORD) or a pasted token, with
+ * "Bearer " and blanks around it. */
+#define OPS_MAX_SECRET (PROTO_MAX_TOKEN + 64)
 
 /* One answering of one request. */
 struct call {
@@ -35,8 +40,8 @@ static int64_t expires_in(const struct call *call, const struct lc_info *info)
 }
 
 /* The fields describing the held token, shared by get, status, login and refresh: kind,
- * user_id, url, expires_at, expires, and expires_in (relative to now, absent with_in false:
- * the get reply adds it itself). */
+ * user_id, username, url, expires_at, expires, and expires_in (relative to now, absent
+ * with_in false: the get reply adds it itself). */
 static void put_token_fields(
 		struct jsonw *w, const struct call *call, const struct lc_info *info, bool with_in)
 {
@@ -45,10 +50,11 @@ static void put_token_fields(
 	if (!info->has_token) {
 		jsonw_null(w, PROTO_F_KIND);
 		jsonw_null(w, PROTO_F_USER_ID);
+		jsonw_null(w, PROTO_F_USERNAME);
 	} else {
-		jsonw_string_or_null(w, PROTO_F_KIND,
-				info->service ? PROTO_KIND_SERVICE : PROTO_KIND_LOGIN);
+		jsonw_string_or_null(w, PROTO_F_KIND, info->kind);
 		jsonw_string_or_null(w, PROTO_F_USER_ID, info->user_id);
+		jsonw_string_or_null(w, PROTO_F_USERNAME, info->username);
 	}
 	jsonw_string_or_null(w, PROTO_F_URL, call->env->config->url);
 	if (!info->has_token || !info->expires_at) {
@@ -88,12 +94,13 @@ static void begin_ok(struct jsonw *w, const struct request *req, struct call *ca
 	reply_begin(w, call->reply->data, call->reply->size, true, req->id);
 }
 
-void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id)
+void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id,
+		const char *kind)
 {
 	static const char fallback[] =
 			"{\"ok\":false,\"v\":1,\"error\":\"internal\","
 			"\"message\":\"the reply did not fit, see the daemon log\"}\n";
-	int n = reply_write_error(reply->data, reply->size, err, message, id);
+	int n = reply_write_error(reply->data, reply->size, err, message, id, kind);
 
 	if (n < 0) {
 		memcpy(reply->data, fallback, sizeof(fallback));
@@ -161,19 +168,23 @@ static int token_fields_update(struct call *call, const struct lc_info *info)
 {
 	struct ops_token_fields *f = &call->env->token_fields;
 	const char *url = call->env->config->url ? call->env->config->url : "";
+	const char *username = info->username ? info->username : "";
 	struct jsonw w;
 	char *text;
 	size_t len;
 
-	if (f->text && f->service == info->service && f->expires_at == info->expires_at &&
-			strcmp(f->user_id, info->user_id) == 0 && strcmp(f->url, url) == 0)
+	if (f->text && f->kind == info->kind && f->expires_at == info->expires_at &&
+			strcmp(f->user_id, info->user_id) == 0 &&
+			strcmp(f->username, username) == 0 && strcmp(f->url, url) == 0)
 		return 0;
 	ops_token_fields_done(f);
-	len = 256 + jsonw_string_max(strlen(info->user_id)) + jsonw_string_max(strlen(url));
+	len = 256 + jsonw_string_max(strlen(info->user_id)) + jsonw_string_max(strlen(url)) +
+	      jsonw_string_max(strlen(username));
 	text = malloc(len);
 	f->url = strdup(url);
 	f->user_id = strdup(info->user_id);
-	if (!text || !f->url || !f->user_id) {
+	f->username = strdup(username);
+	if (!text || !f->url || !f->user_id || !f->username) {
 		free(text);
 		ops_token_fields_done(f);
 		return -ENOMEM;
@@ -187,7 +198,7 @@ static int token_fields_update(struct call *call, const struct lc_info *info)
 	}
 	f->text = text;
 	f->len = w.len;
-	f->service = info->service;
+	f->kind = info->kind;
 	f->expires_at = info->expires_at;
 	return 0;
 }
@@ -276,6 +287,32 @@ static enum proto_error login_outcome_reply(const struct request *req, struct ca
 	return finish(call, &w);
 }
 
+/* login with "token": a token a person pasted, checked with RegScale when a url is set. */
+static enum proto_error answer_paste(const struct request *req, struct call *call)
+{
+	const char *reason = NULL, *token;
+	size_t len = req->secret_len;
+	int r;
+
+	if (req->username[0] || req->mfa[0]) {
+		snprintf(call->msg, sizeof(call->msg),
+				"a pasted \"token\" goes alone: no \"username\" or \"mfa\" with "
+				"it");
+		return PROTO_E_BAD_REQUEST;
+	}
+	token = jwt_strip_bearer(req->secret, &len);
+	r = lifecycle_paste(call->env->lifecycle, token, len, call->env->config->url != NULL,
+			&call->now, &call->ticket, &reason);
+	if (r < 0) {
+		snprintf(call->msg, sizeof(call->msg), "%s%s",
+				r == -EINVAL ? "the pasted token is not usable: " : "",
+				nonempty_or(reason, strerror(-r)));
+		return r == -EINVAL || r == -EOPNOTSUPP ? PROTO_E_BAD_REQUEST
+							: PROTO_E_LOGIN_FAILED;
+	}
+	return login_outcome_reply(req, call);
+}
+
 static enum proto_error answer_login(const struct request *req, struct call *call)
 {
 	const char *username = nonempty_or(req->username, call->env->config->username);
@@ -289,12 +326,20 @@ static enum proto_error answer_login(const struct request *req, struct call *cal
 		return err;
 	if (call->env->source) {
 		snprintf(call->msg, sizeof(call->msg),
-				"this daemon serves a service token; remove "
-				"token_file to use password login");
+				"this daemon serves a service token (token_file); remove "
+				"token_file to log in or paste a token");
 		return PROTO_E_BAD_REQUEST;
 	}
 	if (!req->has_secret || req->secret_len == 0) {
-		snprintf(call->msg, sizeof(call->msg), "login needs a \"password\"");
+		snprintf(call->msg, sizeof(call->msg),
+				"login needs a \"password\" (or a pasted \"token\")");
+		return PROTO_E_BAD_REQUEST;
+	}
+	if (req->secret_is_token)
+		return answer_paste(req, call);
+	if (req->secret_len > PIPE_MAX_PASSWORD) {
+		snprintf(call->msg, sizeof(call->msg), "the password is longer than %d bytes",
+				PIPE_MAX_PASSWORD);
 		return PROTO_E_BAD_REQUEST;
 	}
 	if (!username) {
@@ -337,8 +382,8 @@ static enum proto_error answer_refresh(const struct request *req, struct call *c
 		}
 		return answer_status(req, call);
 	}
-	r = lifecycle_refresh(call->env->lifecycle, "requested by a client", &call->now,
-			&call->ticket, &reason);
+	r = lifecycle_refresh(call->env->lifecycle, "requested by a client",
+			req->mfa[0] ? req->mfa : NULL, &call->now, &call->ticket, &reason);
 	if (r < 0) {
 		snprintf(call->msg, sizeof(call->msg), "%s", nonempty_or(reason, "cannot log in"));
 		return r == -EKEYREJECTED ? PROTO_E_CREDENTIALS_REJECTED
@@ -378,12 +423,21 @@ static enum ops_result run(const struct request *req, struct call *call)
 	lc_time_now(&call->now);
 	err = answers[req->op](req, call);
 	if (err != PROTO_OK) {
+		const char *kind = NULL;
+		struct lc_info info;
+
+		/* What renews the token is what a client tells a person (PROTOCOL.md). */
+		if (req->op == PROTO_OP_GET || req->op == PROTO_OP_LOGIN ||
+				req->op == PROTO_OP_REFRESH) {
+			lifecycle_info(call->env->lifecycle, &call->now, &info);
+			kind = info.kind;
+		}
 		log_notice("client pid %d uid %u: %s refused: %s: %s", (int)call->peer->ucred.pid,
 				(unsigned)call->peer->ucred.uid, proto_op_name(req->op),
 				proto_error_name(err), nonempty_or(call->msg, "internal error"));
 		ops_error(call->reply, err,
 				nonempty_or(call->msg, "internal error, see the daemon log"),
-				req->id);
+				req->id, kind);
 		return OPS_REPLY;
 	}
 	return call->wait ? OPS_WAIT : OPS_REPLY;
@@ -419,9 +473,9 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 	if (err != PROTO_OK && req.wants_secret) {
 		/* Memory for a password only when one comes (a login): guarded, wiped and freed
 		 * once it is sealed or refused, at the end of this function. */
-		password = secret_new(PIPE_MAX_PASSWORD + 1);
+		password = secret_new(OPS_MAX_SECRET + 1);
 		if (!password) {
-			ops_error(reply, PROTO_E_INTERNAL, "out of memory", NULL);
+			ops_error(reply, PROTO_E_INTERNAL, "out of memory", NULL, NULL);
 			*ret_op = _PROTO_OP_MAX;
 			return OPS_REPLY;
 		}
@@ -435,7 +489,7 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 				(unsigned)peer->ucred.uid, proto_error_name(err),
 				nonempty_or(why, "invalid request"));
 		ops_error(reply, err, nonempty_or(why, "invalid request"),
-				req.has_id ? req.id : NULL);
+				req.has_id ? req.id : NULL, NULL);
 		return OPS_REPLY;
 	}
 	log_debug("client pid %d uid %u: %s", (int)peer->ucred.pid, (unsigned)peer->ucred.uid,
@@ -470,5 +524,6 @@ void ops_token_fields_done(struct ops_token_fields *f)
 	free(f->text);
 	free(f->url);
 	free(f->user_id);
+	free(f->username);
 	*f = (struct ops_token_fields){0};
 }

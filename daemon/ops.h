@@ -25,9 +25,10 @@ struct ops_token_fields {
 	char *text; /* ,"kind":..,"user_id":..,"url":..,"expires_at":..,"expires":.. (or nulls) */
 	size_t len;
 	/* What text was built from. */
-	bool service;
+	const char *kind; /* static */
 	int64_t expires_at;
 	char *user_id;
+	char *username; /* "" when none */
 	char *url;
 };
 
@@ -68,5 +69,7 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 enum ops_result ops_resume(struct ops_env *env, const struct peer *peer,
 		const struct ops_pending *pending, bool final, struct secret *reply);
 
-/* Writes the error reply err/message (with the optional request id) into reply. */
-void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id);
+/* Writes the error reply err/message (with the optional request id, and kind when not NULL)
+ * into reply. */
+void ops_error(struct secret *reply, enum proto_error err, const char *message, const char *id,
+		const char *kind);

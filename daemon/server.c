@@ -235,7 +235,7 @@ static void conn_set_deadline(struct conn *c, uint64_t usec)
 
 static void conn_refuse(struct conn *c, enum proto_error err, const char *message)
 {
-	ops_error(c->server->reply, err, message, NULL);
+	ops_error(c->server->reply, err, message, NULL, NULL);
 	(void)conn_send_reply(c);
 	c->closing = true;
 	/* A client that does not read even this reply is dropped soon after. */

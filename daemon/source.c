@@ -162,6 +162,8 @@ int source_load(struct source *s)
 	char user[JWT_MAX_USER_ID * 2];
 	char reason[2048];
 	struct lc_info info;
+	const char *jwt;
+	size_t len;
 	int r;
 
 	lifecycle_info(s->lc, &(struct lc_time){0}, &info);
@@ -189,7 +191,10 @@ int source_load(struct source *s)
 		return r;
 	}
 	lc_time_now(&now);
-	r = lifecycle_set_service_token(s->lc, token->data, token->len, &now, &why);
+	/* "Bearer <jwt>", as RegScale's pages and regscale-cli's init.yaml show it, is fine. */
+	len = token->len;
+	jwt = jwt_strip_bearer(token->data, &len);
+	r = lifecycle_set_service_token(s->lc, jwt, len, &now, &why);
 	if (r < 0) {
 		lifecycle_set_error(
 				s->lc, "token file %s does not hold a valid JWT: %s", s->path, why);
@@ -197,7 +202,7 @@ int source_load(struct source *s)
 				info.has_token ? "; keeping the current token" : "");
 		return r;
 	}
-	(void)jwt_parse(token->data, token->len, &claims, &why);
+	(void)jwt_parse(jwt, len, &claims, &why);
 	if (!claims.has_exp)
 		log_notice("loaded service token for user \"%s\" from %s; it has no exp claim, so "
 			   "no known expiry",

@@ -101,6 +101,28 @@ static int hook_start_login(void *userdata, enum lc_slot slot, const char *usern
 	return r;
 }
 
+/* A pasted token is checked with RegScale's validateToken; the answer comes back like a
+ * login's. Only a client asks for it, so never before READY=1: nothing to hold. */
+static int hook_start_check(void *userdata, enum lc_slot slot, const struct secret *token,
+		const char **ret_reason)
+{
+	struct tokend *d = userdata;
+	struct helper_input req = {
+			.mode = HELPER_MODE_VALIDATE,
+			.config = &d->config,
+			.token = token,
+	};
+	int r;
+
+	d->helpers[slot] = helper_free(d->helpers[slot]);
+	r = helper_start(d->event, d->login_helper, &req,
+			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
+			d, &d->helpers[slot]);
+	if (r < 0)
+		*ret_reason = "cannot start the login helper";
+	return r;
+}
+
 static void hook_cancel_login(void *userdata, enum lc_slot slot)
 {
 	struct tokend *d = userdata;
@@ -240,6 +262,7 @@ int tokend_new(sd_event *e, const char *helper_path, struct tokend **ret)
 {
 	const struct lc_hooks hooks = {
 			.start_login = hook_start_login,
+			.start_check = hook_start_check,
 			.cancel_login = hook_cancel_login,
 			.changed = hook_changed,
 	};

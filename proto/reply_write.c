@@ -12,8 +12,8 @@ void reply_begin(struct jsonw *w, char *buf, size_t size, bool ok, const char *i
 		jsonw_string(w, PROTO_F_ID, id, strlen(id));
 }
 
-int reply_write_error(
-		char *buf, size_t size, enum proto_error err, const char *message, const char *id)
+int reply_write_error(char *buf, size_t size, enum proto_error err, const char *message,
+		const char *id, const char *kind)
 {
 	const char *code = proto_error_name(err);
 	struct jsonw w;
@@ -24,6 +24,8 @@ int reply_write_error(
 	jsonw_string(&w, PROTO_F_ERROR, code, strlen(code));
 	message = message ? message : "";
 	jsonw_string(&w, PROTO_F_MESSAGE, message, strlen(message));
+	if (kind)
+		jsonw_string(&w, PROTO_F_KIND, kind, strlen(kind));
 	r = jsonw_end(&w, &len);
 	return r < 0 ? r : (int)len;
 }

@@ -14,7 +14,7 @@
 void reply_begin(struct jsonw *w, char *buf, size_t size, bool ok, const char *id);
 
 /* Writes the whole error reply line for err with a human-readable message (and "id" when
- * non-empty) into buf[0..size). Returns its length (newline included), or -ENOBUFS or
- * -EILSEQ (message not UTF-8). */
-int reply_write_error(
-		char *buf, size_t size, enum proto_error err, const char *message, const char *id);
+ * non-empty, "kind" when not NULL) into buf[0..size). Returns its length (newline
+ * included), or -ENOBUFS or -EILSEQ (message not UTF-8). */
+int reply_write_error(char *buf, size_t size, enum proto_error err, const char *message,
+		const char *id, const char *kind);

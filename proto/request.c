@@ -28,6 +28,7 @@ enum field {
 	F_USERNAME,
 	F_MFA,
 	F_PASSWORD,
+	F_TOKEN,
 	_F_MAX,
 };
 
@@ -60,9 +61,12 @@ static const struct field_info fields[_F_MAX] = {
 		[F_MFA] = FIELD(PROTO_F_MFA, "must be a string",
 				"is longer than " XSTR(PROTO_MAX_MFA) " bytes"),
 		[F_PASSWORD] = FIELD(PROTO_F_PASSWORD, "must be a string", "is too long"),
+		[F_TOKEN] = FIELD(
+				PROTO_F_TOKEN, "must be a string", "is longer than a token can be"),
 };
 
-#define MSG_PASSWORD_REFUSED "\"password\" is not accepted here"
+#define MSG_SECRET_REFUSED "a \"password\" or \"token\" is not accepted here"
+#define MSG_SECRET_TWICE   "give a \"password\" or a \"token\", not both"
 
 /* Longer than any known field name; longer keys are unknown by definition. */
 #define KEY_MAX 15
@@ -192,14 +196,18 @@ static int parse_field(struct json_parser *ps, enum field f, struct request *req
 		return parse_string_field(ps, f, req->mfa, sizeof(req->mfa), NULL);
 
 	case F_PASSWORD:
+	case F_TOKEN:
 		if (!req->secret || req->secret_size == 0) {
 			req->wants_secret = true;
-			return json_fail(ps, MSG_PASSWORD_REFUSED);
+			return json_fail(ps, MSG_SECRET_REFUSED);
 		}
+		if (req->has_secret)
+			return json_fail(ps, MSG_SECRET_TWICE);
 		r = parse_string_field(ps, f, req->secret, req->secret_size, &req->secret_len);
 		if (r < 0)
 			return r;
 		req->has_secret = true;
+		req->secret_is_token = f == F_TOKEN;
 		return 0;
 
 	case _F_MAX:
@@ -341,6 +349,7 @@ fail:
 		explicit_bzero(req->secret, req->secret_size);
 	req->secret_len = 0;
 	req->has_secret = false;
+	req->secret_is_token = false;
 	explicit_bzero(req->mfa, sizeof(req->mfa));
 	if (ret_message)
 		*ret_message = msg;

@@ -23,16 +23,18 @@ struct request {
 	/* "username", "mfa" (login). Empty when absent. */
 	char username[PROTO_MAX_USERNAME + 1];
 	char mfa[PROTO_MAX_MFA + 1];
-	/* "password" (login): decoded into the caller's buffer secret[0..secret_size), which
-	 * the caller sets before parsing (NULL = a password is refused as bad_request).
-	 * secret_len is its length; the buffer is always NUL-terminated on success. */
+	/* "password" or "token" (login; a request with both is bad_request): decoded into the
+	 * caller's buffer secret[0..secret_size), which the caller sets before parsing (NULL =
+	 * either is refused as bad_request). secret_len is its length; the buffer is always
+	 * NUL-terminated on success. secret_is_token: it was the "token" field. */
 	char *secret;
 	size_t secret_size;
 	size_t secret_len;
 	bool has_secret;
-	/* A "password" came but there was no buffer for it (secret NULL): the parse failed with
-	 * bad_request. A caller that gives memory to passwords only when one comes sets secret
-	 * and parses again. */
+	bool secret_is_token;
+	/* A "password" or "token" came but there was no buffer for it (secret NULL): the parse
+	 * failed with bad_request. A caller that gives memory to secrets only when one comes
+	 * sets secret and parses again. */
 	bool wants_secret;
 };
 

@@ -3,27 +3,46 @@
 
 Serves HTTPS (or plain HTTP when no --cert is given) on 127.0.0.1 and implements
 
-  POST /api/authentication/login           v1 and v2 (header X-Api-Version: 2.0, "appId":1)
-  POST /api/authentication/validateToken   {"accessToken":"Bearer <jwt>"} -> 200 | 401
+  POST /api/authentication/login           v1 and v2 (header X-Api-Version: 2.0, "appId":1);
+                                           the body's field names are matched case-
+                                           insensitively, as ASP.NET does (regscale-cli
+                                           sends "userName", the docs "username")
+  POST /api/authentication/validateToken   {"accessToken": "[Bearer ]<jwt>"} -> 200 | 401
 
-issuing real HS256 JWTs (claims id, sub, iat, exp, jti, iss), plus a control API on the
-same port under /_test/ to read counters, change the token lifetime and inject faults:
+issuing real HS256 JWTs (claims id: the user's GUID, sub: the username, iat, exp, jti,
+iss), and two API endpoints that, like RegScale's, answer only a request with the header
+"Authorization: Bearer <jwt>" holding an unexpired token signed by this server (the scheme
+case-insensitive); anything else (no header, another scheme, a bad signature, an expired
+token) gets 401 {"message": "Unauthorized"} with a WWW-Authenticate: Bearer header:
 
-  POST /_test/fault   {"fault": NAME, "count": N, "on": "login"|"validate"|"both", ...}
+  GET  /api/accounts/find/{id}             200 {"id", "userName", "email", "firstName",
+                                           "lastName", "isActive"} for the token's user's
+                                           id or a configured user's; 404 for another id
+  GET  /api/securityplans/getList          200 [{"id", "systemName", "status",
+                                           "systemOwnerId"}, ...] (two plans)
+
+plus a control API on the same port under /_test/ to read counters, change the token
+lifetime and inject faults:
+
+  POST /_test/fault   {"fault": NAME, "count": N, "on": WHERE, ...}
                       replaces the fault queue with this fault ("append": true queues it
-                      after the current ones; {"fault": null} or "none" clears the queue)
+                      after the current ones; {"fault": null} or "none" clears the queue).
+                      WHERE: "login", "validate", "api" (the two endpoints above), "both"
+                      (login and validate: the default) or "all"
   POST /_test/reset   clears faults, counters and run-time config
-  GET  /_test/stats   {"login", "login_ok", "validate", "validate_ok", "requests",
-                       "tls_errors", "logins": [...], "validates": [...], "faults": [...],
-                       "lifetime"}
+  GET  /_test/stats   {"login", "login_ok", "validate", "validate_ok", "api", "api_ok",
+                       "requests", "tls_errors", "logins": [...], "validates": [...],
+                       "api_calls": [...], "faults": [...], "lifetime"}
   POST /_test/config  {"lifetime": s, "require_v2": bool, "user": "NAME:PW[:MFA]"}
   POST /_test/token   {"username", "lifetime", "exp", "no_exp", "claims"} -> {"token": jwt}
-                      mints a token with the server's key (for validateToken tests)
+                      mints a token with the server's key (for validateToken and API tests)
 
 Faults (see FAULTS below for parameters): down, status, rate_limit, hang, slow,
 malformed_json, missing_fields, double_encoded, wrong_password, no_exp, expired,
 huge_body, redirect, bad_token_chars, skew, raw. A fault's count (default: until cleared)
-goes down by one for each request it is applied to; at 0 it leaves the queue.
+goes down by one for each request it is applied to; at 0 it leaves the queue. The API
+endpoints take the transport and status faults (down, status, rate_limit, hang, slow,
+huge_body, redirect, raw), before the token is checked, as a proxy in front would.
 
 Run:  regscale_server.py --cert server.pem --key server.key --port-file PORTFILE
 Prints "listening on https://127.0.0.1:PORT" on stdout; logs one line per request on
@@ -53,22 +72,26 @@ import uuid
 
 LOGIN_PATH = "/api/authentication/login"
 VALIDATE_PATH = "/api/authentication/validateToken"
+ACCOUNT_PATH = "/api/accounts/find/"  # + the user's id
+PLANS_PATH = "/api/securityplans/getList"
 CONTROL_PREFIX = "/_test/"
 DEFAULT_SECRET = "regscale-token-e2e-not-a-secret"  # same key as tests/e2e/tokens.py
 MAX_REQUEST_BODY = 1 << 20
 ISSUER = "regscale-test-server"
 
-# Fault name -> the endpoints it can apply to. Token-shaping faults only make sense for a
-# login; transport and status faults apply to validateToken too.
+# Fault name -> the endpoints it can apply to ("api": the protected API endpoints).
+# Token-shaping faults only make sense for a login; transport and status faults apply to
+# validateToken and the API too.
+ANY = {"login", "validate", "api"}
 FAULTS = {
-    "down": {"login", "validate"},            # close the connection, no HTTP answer
-    "status": {"login", "validate"},          # {"status": 500, "retry_after": opt, "body": opt}
-    "rate_limit": {"login", "validate"},      # 429, {"retry_after": s | "text", "http_date": bool}
-    "hang": {"login", "validate"},            # {"seconds": 120} then answer normally
-    "slow": {"login", "validate"},            # {"seconds": 5} then answer normally
-    "huge_body": {"login", "validate"},       # {"bytes": 2 MiB, "no_length": bool}
-    "redirect": {"login", "validate"},        # {"location": url, "status": 302}
-    "raw": {"login", "validate"},             # {"status": 200, "body": text, "content_type"}
+    "down": ANY,                              # close the connection, no HTTP answer
+    "status": ANY,                            # {"status": 500, "retry_after": opt, "body": opt}
+    "rate_limit": ANY,                        # 429, {"retry_after": s | "text", "http_date": bool}
+    "hang": ANY,                              # {"seconds": 120} then answer normally
+    "slow": ANY,                              # {"seconds": 5} then answer normally
+    "huge_body": ANY,                         # {"bytes": 2 MiB, "no_length": bool}
+    "redirect": ANY,                          # {"location": url, "status": 302}
+    "raw": ANY,                               # {"status": 200, "body": text, "content_type"}
     "malformed_json": {"login"},              # 200, truncated JSON
     "missing_fields": {"login"},              # 200 {"id": ..} (v2: {"accessToken":{"id":..}})
     "double_encoded": {"login"},              # 200, the JSON document as a JSON string
@@ -137,6 +160,43 @@ def user_guid(username):
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "regscale-test-server:" + username))
 
 
+def bearer_claims(header, secret, now=None):
+    """Returns (claims, None) when header (an Authorization header's value, or None) is
+    "Bearer <jwt>" (any case) with a token verify_jwt() accepts, else (None, reason)."""
+    if header is None:
+        return None, "no Authorization header"
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None, "not a bearer token"
+    token = token.strip()
+    if not token:
+        return None, "no token"
+    return verify_jwt(token, secret, now)
+
+
+def fold_keys(obj):
+    """Returns the JSON object obj with its keys lower-cased (the last of the keys that
+    differ only in case wins, as in ASP.NET's model binding), or {} for a non-object."""
+    if not isinstance(obj, dict):
+        return {}
+    return {k.lower(): v for k, v in obj.items()}
+
+
+def account_doc(user_id, username):
+    """The account RegScale's /api/accounts/find/{id} returns, in a few of its fields."""
+    email = username if "@" in username else username + "@regscale.test"
+    return {"id": user_id, "userName": username, "email": email,
+            "firstName": username.split("@")[0], "lastName": "Test", "isActive": True}
+
+
+def plans_doc(owner_id):
+    """A small list like RegScale's /api/securityplans/getList."""
+    return [{"id": 1, "systemName": "Demo System", "status": "Operational",
+             "systemOwnerId": owner_id},
+            {"id": 2, "systemName": "Test Enclave", "status": "Under Development",
+             "systemOwnerId": owner_id}]
+
+
 # --- server state ----------------------------------------------------------------------
 
 
@@ -150,11 +210,13 @@ class Fault:
                                   or count < 1):
             raise ValueError("count must be a positive integer")
         on = spec.get("on", "both")
-        if on not in ("login", "validate", "both"):
-            raise ValueError("on must be login, validate or both")
+        where = {"both": {"login", "validate"}, "all": ANY, "login": {"login"},
+                 "validate": {"validate"}, "api": {"api"}}
+        if on not in where:
+            raise ValueError("on must be login, validate, api, both or all")
         self.name = name
         self.count = count
-        self.endpoints = FAULTS[name] & ({"login", "validate"} if on == "both" else {on})
+        self.endpoints = FAULTS[name] & where[on]
         if not self.endpoints:
             raise ValueError("fault {} does not apply to {}".format(name, on))
         self.params = {k: v for k, v in spec.items()
@@ -182,9 +244,11 @@ class State:
             self.require_v2 = require_v2
             self.faults = []
             self.stats = {"login": 0, "login_ok": 0, "validate": 0, "validate_ok": 0,
-                          "requests": 0, "control": 0, "tls_errors": 0}
+                          "api": 0, "api_ok": 0, "requests": 0, "control": 0,
+                          "tls_errors": 0}
             self.logins = []
             self.validates = []
+            self.api_calls = []
             self.generation += 1
             old, self.wake = self.wake, threading.Event()
         old.set()
@@ -207,6 +271,7 @@ class State:
             out = dict(self.stats)
             out["logins"] = [dict(e) for e in self.logins]
             out["validates"] = [dict(e) for e in self.validates]
+            out["api_calls"] = [dict(e) for e in self.api_calls]
             out["faults"] = [f.describe() for f in self.faults]
             out["lifetime"] = self.lifetime
             out["require_v2"] = self.require_v2
@@ -347,6 +412,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.read_body()
             return self.send_json(405, {"message": "method not allowed"},
                                   headers=[("Allow", "POST")])
+        if path == PLANS_PATH or (path.startswith(ACCOUNT_PATH) and
+                                  "/" not in path[len(ACCOUNT_PATH):]):
+            if method != "GET":
+                self.read_body()
+                return self.send_json(405, {"message": "method not allowed"},
+                                      headers=[("Allow", "GET")])
+            return self.api(path)
         self.read_body()
         self.send_json(404, {"message": "not found"})
 
@@ -437,11 +509,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if not isinstance(body, dict):
             return self.send_json(400, {"message": "body must be a JSON object"})
+        entry["keys"] = sorted(body.keys())
+        body = fold_keys(body)
         username = body.get("username")
         entry["username"] = username if isinstance(username, str) else None
-        entry["mfa"] = "mfaToken" in body
-        entry["app_id"] = body.get("appId")
-        entry["keys"] = sorted(body.keys())
+        entry["mfa"] = "mfatoken" in body
+        entry["app_id"] = body.get("appid")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         with st.lock:
             require_v2 = st.require_v2
@@ -451,7 +524,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(404, {"message": "not found"})
         if ctype != "application/json":
             return self.send_json(415, {"message": "Content-Type must be application/json"})
-        if api == "v2" and body.get("appId") != 1:
+        if api == "v2" and body.get("appid") != 1:
             return self.send_json(400, {"message": "appId is required"})
 
         f = self._fault = st.take_fault("login")
@@ -478,7 +551,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if user is None or not hmac.compare_digest(user[0].encode(), password.encode()):
             return self.send_json(400, {"message": "The username or password is incorrect"})
         if user[1] is not None:
-            mfa = body.get("mfaToken")
+            mfa = body.get("mfatoken")
             if not isinstance(mfa, str) or not mfa:
                 return self.send_json(400, {"message": "MFA token required"})
             if not hmac.compare_digest(mfa.encode(), user[1].encode()):
@@ -558,17 +631,72 @@ class Handler(http.server.BaseHTTPRequestHandler):
         f = self._fault = st.take_fault("validate")
 
         def normal():
-            tok = body.get("accessToken") if isinstance(body, dict) else None
-            if not isinstance(tok, str) or not tok.startswith("Bearer "):
-                entry["reason"] = "no bearer token"
+            tok = fold_keys(body).get("accesstoken")
+            if not isinstance(tok, str) or not tok.strip():
+                entry["reason"] = "no token"
                 return self.send_json(401, {"message": "Unauthorized"})
-            claims, reason = verify_jwt(tok[len("Bearer "):], st.secret)
+            tok = tok.strip()
+            scheme, _, rest = tok.partition(" ")
+            if scheme.lower() == "bearer":  # the header's form, or the bare token
+                tok = rest.strip()
+            claims, reason = verify_jwt(tok, st.secret)
             if claims is None:
                 entry["reason"] = reason
                 return self.send_json(401, {"message": "Unauthorized"})
             entry["sub"] = claims.get("sub")
             self.send_json(200, {"valid": True, "id": claims.get("id"),
                                  "sub": claims.get("sub")})
+
+        if f is not None and self.apply_transport_fault(f, normal):
+            return
+        normal()
+
+    # -- the protected API --
+
+    def api(self, path):
+        st = self.server.state
+        entry = {"time": time.time(), "path": path, "status": None, "fault": None,
+                 "user_agent": self.headers.get("User-Agent")}
+        with st.lock:
+            st.stats["api"] += 1
+            st.api_calls.append(entry)
+            self._wake, gen = st.wake, st.generation
+        try:
+            self._api(entry, path)
+        finally:
+            with st.lock:
+                entry["status"] = self._status
+                entry["fault"] = self._fault.name if self._fault else None
+                if self._status == 200 and gen == st.generation:
+                    st.stats["api_ok"] += 1
+
+    def _api(self, entry, path):
+        st = self.server.state
+        if self.read_body() is None:
+            return
+        f = self._fault = st.take_fault("api")
+
+        def normal():
+            claims, reason = bearer_claims(self.headers.get("Authorization"), st.secret)
+            if claims is None:
+                entry["reason"] = reason
+                # ASP.NET's JwtBearer: a bare challenge without credentials, else the error
+                challenge = "Bearer" if reason == "no Authorization header" else \
+                    'Bearer error="invalid_token", error_description="{}"'.format(reason)
+                return self.send_json(401, {"message": "Unauthorized"},
+                                      headers=[("WWW-Authenticate", challenge)])
+            entry["sub"] = claims.get("sub")
+            own_id, own_name = claims.get("id"), claims.get("sub")
+            if path == PLANS_PATH:
+                return self.send_json(200, plans_doc(own_id))
+            want = path[len(ACCOUNT_PATH):]
+            with st.lock:
+                known = {user_guid(u): u for u in st.users}
+            if isinstance(own_id, str) and isinstance(own_name, str):
+                known[own_id] = own_name
+            if want not in known:
+                return self.send_json(404, {"message": "account not found"})
+            self.send_json(200, account_doc(want, known[want]))
 
         if f is not None and self.apply_transport_fault(f, normal):
             return
@@ -821,9 +949,18 @@ class ControlClient:
             body["mfaToken"] = mfa
         return self.request("POST", LOGIN_PATH, body, headers, timeout=timeout)
 
-    def validate(self, token, timeout=None):
-        return self.request("POST", VALIDATE_PATH, {"accessToken": "Bearer " + token},
+    def validate(self, token, timeout=None, prefix="Bearer "):
+        return self.request("POST", VALIDATE_PATH, {"accessToken": prefix + token},
                             timeout=timeout)
+
+    def api(self, path, token=None, scheme="Bearer", timeout=None):
+        """GETs an API path with "Authorization: SCHEME TOKEN" (no header when token is
+        None); returns (status, headers, body bytes)."""
+        headers = {} if token is None else {"Authorization": "{} {}".format(scheme, token)}
+        return self.request("GET", path, None, headers, timeout=timeout)
+
+    def account(self, user_id, token=None, **kw):
+        return self.api(ACCOUNT_PATH + user_id, token, **kw)
 
 
 class RegScaleServer:

@@ -235,8 +235,18 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 		memcpy(a->user_id, r.user_id, sizeof(a->user_id));
 		helper_answer_set(a, HELPER_OK, "HTTP 200");
 	} else if (s == 400 || s == 401 || s == 403) {
-		helper_answer_set(a, HELPER_REJECTED, "HTTP %ld, %s rejected", s,
-				req->validate ? "token" : "credentials");
+		char why[128];
+
+		helper_response_error_message(b->data, b->len, why, sizeof(why));
+		if (!req->validate && req->mfa.len == 0 && helper_response_wants_mfa(why))
+			helper_answer_set(a, HELPER_MFA_REQUIRED,
+					"HTTP %ld, RegScale asks for an MFA code: %s", s, why);
+		else if (why[0])
+			helper_answer_set(a, HELPER_REJECTED, "HTTP %ld, %s rejected: %s", s,
+					req->validate ? "token" : "credentials", why);
+		else
+			helper_answer_set(a, HELPER_REJECTED, "HTTP %ld, %s rejected", s,
+					req->validate ? "token" : "credentials");
 	} else if (s == 429 || (s >= 500 && s <= 599) || req->validate) {
 		a->retry_after = retry_after(c);
 		if (a->retry_after >= 0)

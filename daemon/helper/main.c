@@ -33,7 +33,8 @@ static void log_line(const struct helper_request *req, const struct helper_answe
 			[HELPER_REJECTED] = 4,
 			[HELPER_TRANSIENT] = 4,
 			[HELPER_PROTOCOL] = 3,
-			[HELPER_CONFIG] = 3};
+			[HELPER_CONFIG] = 3,
+			[HELPER_MFA_REQUIRED] = 5};
 	char user[4 * sizeof(req->username)], url[sizeof(req->url)], line[8192];
 	int k;
 

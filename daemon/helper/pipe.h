@@ -114,9 +114,11 @@ enum helper_outcome {
 	HELPER_TRANSIENT = 11, /* network, DNS, TLS, timeout, 5xx, 429, helper crash: retry */
 	HELPER_PROTOCOL = 12,  /* the server answered, but not in a form we understand */
 	HELPER_CONFIG = 13,    /* bad URL, unreadable CA file...: retrying will not help */
+	HELPER_MFA_REQUIRED = 14, /* 400/401/403 asking for a one-time code the login had not */
 };
 
-/* Returns the wire name of o ("ok", "rejected", "transient", "protocol", "config"), or
+/* Returns the wire name of o ("ok", "rejected", "transient", "protocol", "config",
+ * "mfa_required"), or
  * "unknown" for a value outside the enum. */
 static inline const char *helper_outcome_name(enum helper_outcome o)
 {
@@ -131,6 +133,8 @@ static inline const char *helper_outcome_name(enum helper_outcome o)
 		return "protocol";
 	case HELPER_CONFIG:
 		return "config";
+	case HELPER_MFA_REQUIRED:
+		return "mfa_required";
 	}
 	return "unknown";
 }
@@ -139,7 +143,7 @@ static inline const char *helper_outcome_name(enum helper_outcome o)
 static inline int helper_outcome_from_name(const char *v, size_t len)
 {
 	static const enum helper_outcome all[] = {HELPER_OK, HELPER_REJECTED, HELPER_TRANSIENT,
-			HELPER_PROTOCOL, HELPER_CONFIG};
+			HELPER_PROTOCOL, HELPER_CONFIG, HELPER_MFA_REQUIRED};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		const char *name = helper_outcome_name(all[i]);

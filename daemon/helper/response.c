@@ -269,3 +269,49 @@ int helper_response_parse(const char *body, size_t len, char *token_buf, size_t 
 	*ret = r;
 	return 0;
 }
+
+size_t helper_response_error_message(const char *body, size_t len, char *buf, size_t size)
+{
+	static const char *const keys[] = {"message", "title", "error"};
+	struct json_object *root __attribute__((cleanup(json_object_putp))) = NULL;
+	struct json_object *v;
+	const char *s = NULL;
+	size_t n = 0;
+
+	if (size == 0)
+		return 0;
+	buf[0] = '\0';
+	if (!body || len == 0 || len > LOGIN_RESPONSE_MAX_BODY || !parse_one(body, len, &root) ||
+			!root || !json_object_is_type(root, json_type_object))
+		return 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !s; i++)
+		if (json_object_object_get_ex(root, keys[i], &v) &&
+				json_object_is_type(v, json_type_string))
+			s = json_object_get_string(v);
+	for (; s && *s && n + 1 < size; s++)
+		buf[n++] = *s >= 0x20 && *s < 0x7f ? *s : '?';
+	buf[n] = '\0';
+	return n;
+}
+
+/* Returns true if haystack contains needle, ASCII case-insensitively. */
+static bool contains(const char *haystack, const char *needle)
+{
+	return strcasestr(haystack, needle) != NULL;
+}
+
+bool helper_response_wants_mfa(const char *message)
+{
+	static const char *const names[] = {
+			"mfa", "two-factor", "two factor", "2fa", "otp", "one-time", "one time"};
+	static const char *const asks[] = {"required", "missing", "needed", "expected", "enter"};
+	bool named = false, asked = false;
+
+	if (!message)
+		return false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		named = named || contains(message, names[i]);
+	for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++)
+		asked = asked || contains(message, asks[i]);
+	return named && asked;
+}

@@ -2,6 +2,7 @@
  * server data; fuzzed. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,3 +22,12 @@ struct helper_response {
  * -EBADMSG with a static reason in *ret_message otherwise. */
 int helper_response_parse(const char *body, size_t len, char *token_buf, size_t token_size,
 		struct helper_response *ret, const char **ret_message);
+
+/* Copies the "message" (else "title", "error") string of a JSON error answer body[0..len)
+ * into buf[0..size) as one line of printable ASCII ('?' for anything else), cut to fit.
+ * Returns its length, or 0 (buf "") when the body holds no such string. */
+size_t helper_response_error_message(const char *body, size_t len, char *buf, size_t size);
+
+/* Returns true if an error message from RegScale asks for a one-time MFA code: it names MFA
+ * (or two-factor, 2FA, OTP, one-time) and says it is required or missing. */
+bool helper_response_wants_mfa(const char *message);

@@ -90,15 +90,16 @@ class LoginDaemon(TokenDaemon):
 
     password: written to password_file (password_source "file"), or to
     $CREDENTIALS_DIRECTORY/password ("credential"), or nowhere (None: log in over the
-    socket). username None leaves it out of the configuration."""
+    socket). username None leaves it out of the configuration. socket_path: where it
+    listens (default: name.sock in workdir)."""
 
     scrub = SCRUB_TLS
 
     def __init__(self, workdir, server, ca_file, name="d", username=USERNAME,
                  password=PASSWORD, password_source="file", login_api="v1",
                  connect_timeout=2, total_timeout=3, default_lifetime=None, extra="",
-                 helper=None, url=None, args=()):
-        super().__init__(workdir, name, args=args)
+                 helper=None, url=None, socket_path=None, args=()):
+        super().__init__(workdir, name, socket_path, args)
         self.server = server
         self.password_file = os.path.join(workdir, name + ".password")
         self.helper = helper or HELPER

@@ -197,12 +197,21 @@ def test_password_mode_leaves_no_plaintext(lg):
     t3 = d.token()
     assert t3 not in (t1, t2)
     gets(d.socket, 3, 10, t3)
+    # A pasted token RegScale refuses, then one it accepts (with "Bearer "): checked by the
+    # helper, sealed, served; the refused one is wiped.
+    t4 = srv.control.token(username="pasted-nobody", lifetime=3600)
+    t4 = t4[:-4] + ("AAAA" if not t4.endswith("AAAA") else "BBBB")  # bad signature
+    assert d.rpc({"op": "login", "token": t4}, timeout=15)["error"] == "credentials_rejected"
+    t5 = srv.control.token(username=USERNAME, lifetime=3600)
+    assert d.rpc({"op": "login", "token": "Bearer " + t5}, timeout=15)["ok"] is True
+    assert d.token() == t5
+    gets(d.socket, 3, 10, t5)
     no_helper_left(d)
     assert srv.control.stats()["login_ok"] == 3
 
     user_id = d.status()["user_id"]
     named = {"password 1": pw1, "password 2": pw2, "token 1": t1, "token 2": t2,
-             "token 3 (current)": t3}
+             "token 3": t3, "token 4 (refused paste)": t4, "token 5 (pasted, current)": t5}
     regs = assert_memory_clean(d.socket, d.proc.pid, named, "password-mode daemon")
     # Controls: the same read does see what the daemon holds in the clear.
     assert_holds(regs, d.socket, "daemon")

@@ -187,6 +187,36 @@ def test_mfa(rs):
     assert [e["mfa"] for e in rs.stats()["logins"]] == [False, True, True]
 
 
+@pytest.mark.parametrize("names", [
+    ("userName", "password", "mfaToken"),   # regscale-cli
+    ("username", "password", "mfaToken"),   # the API documentation
+    ("UserName", "Password", "MfaToken"),
+    ("USERNAME", "PASSWORD", "mfatoken"),
+])
+def test_login_field_names_any_case(rs, names):
+    user, pw, mfa = names
+    status, _, body = rs.request("POST", regscale_server.LOGIN_PATH,
+                                 {user: "admin", pw: "secret", "oldPassword": ""})
+    assert status == 200, body
+    _, claims = decode_verify(json.loads(body)["auth_token"])
+    assert claims["sub"] == "admin"
+    body = {user: "mfauser", pw: "pw2", mfa: "123456"}
+    assert rs.request("POST", regscale_server.LOGIN_PATH, body)[0] == 200
+    body[mfa] = "000000"
+    assert rs.request("POST", regscale_server.LOGIN_PATH, body)[0] == 400
+    st = rs.stats()
+    assert st["logins"][0]["username"] == "admin"
+    assert st["logins"][0]["keys"] == sorted([user, pw, "oldPassword"])  # as sent
+    assert [e["mfa"] for e in st["logins"]] == [False, True, True]
+
+
+def test_login_v2_app_id_any_case(rs):
+    status, _, _ = rs.request("POST", regscale_server.LOGIN_PATH,
+                              {"userName": "admin", "password": "secret", "AppId": 1},
+                              {"X-Api-Version": "2.0"})
+    assert status == 200
+
+
 def test_require_v2(rs):
     rs.config(require_v2=True)
     assert rs.login()[0] == 404
@@ -217,12 +247,142 @@ def test_validate(rs):
     assert rs.validate(tok[:-2] + ("AA" if tok[-2:] != "AA" else "BB"))[0] == 401
     assert rs.validate(rs.token(exp=int(time.time()) - 5))[0] == 401
     assert rs.validate(rs.token(no_exp=True))[0] == 200
-    status, _, _ = rs.request("POST", regscale_server.VALIDATE_PATH, {"accessToken": tok})
-    assert status == 401  # no "Bearer "
     other = regscale_server.make_jwt({"sub": "x", "exp": int(time.time()) + 60}, "other")
     assert rs.validate(other)[0] == 401
     st = rs.stats()
-    assert (st["validate"], st["validate_ok"]) == (6, 2)
+    assert (st["validate"], st["validate_ok"]) == (5, 2)
+
+
+@pytest.mark.parametrize("prefix", ["", "Bearer ", "bearer ", "BEARER  "])
+def test_validate_with_or_without_bearer(rs, prefix):
+    tok = ok_token(rs)
+    status, _, body = rs.validate(tok, prefix=prefix)
+    assert status == 200, body
+    assert json.loads(body)["sub"] == "admin"
+    assert rs.validate(rs.token(exp=int(time.time()) - 5), prefix=prefix)[0] == 401
+
+
+@pytest.mark.parametrize("body", [{}, {"accessToken": ""}, {"accessToken": "Bearer "},
+                                  {"accessToken": "Basic abc"}, {"token": "x"}, []])
+def test_validate_no_token(rs, body):
+    assert rs.request("POST", regscale_server.VALIDATE_PATH, body)[0] == 401
+
+
+def test_validate_field_name_any_case(rs):
+    tok = ok_token(rs)
+    assert rs.request("POST", regscale_server.VALIDATE_PATH, {"AccessToken": tok})[0] == 200
+
+
+# --- the protected API ------------------------------------------------------------------
+
+
+def test_api_account_with_token(rs):
+    tok = ok_token(rs)
+    status, headers, body = rs.account(guid("admin"), tok)
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    doc = json.loads(body)
+    assert doc["id"] == guid("admin") and doc["userName"] == "admin"
+    assert doc["isActive"] is True
+    # another configured user's account; the id of nobody known
+    assert json.loads(rs.account(guid("mfauser"), tok)[2])["userName"] == "mfauser"
+    assert rs.account(guid("nobody"), tok)[0] == 404
+    # a minted token for a user the server does not know finds its own account
+    other = rs.token(username="svc@example.com")
+    doc = json.loads(rs.account(guid("svc@example.com"), other)[2])
+    assert (doc["userName"], doc["email"]) == ("svc@example.com", "svc@example.com")
+    st = rs.stats()
+    assert (st["api"], st["api_ok"]) == (4, 3)
+    assert [(e["path"], e["status"], e["sub"]) for e in st["api_calls"]][:2] == [
+        (regscale_server.ACCOUNT_PATH + guid("admin"), 200, "admin"),
+        (regscale_server.ACCOUNT_PATH + guid("mfauser"), 200, "admin")]
+
+
+def test_api_security_plans(rs):
+    tok = ok_token(rs, api="v2")
+    status, _, body = rs.api(regscale_server.PLANS_PATH, tok)
+    assert status == 200
+    plans = json.loads(body)
+    assert isinstance(plans, list) and len(plans) == 2
+    assert all(p["systemOwnerId"] == guid("admin") for p in plans)
+    assert rs.api(regscale_server.PLANS_PATH, tok, scheme="bearer")[0] == 200  # any case
+    assert rs.api(regscale_server.PLANS_PATH)[0] == 401
+
+
+def _bad_auth(rs, kind):
+    """Returns (scheme, token) of an Authorization header RegScale refuses."""
+    tok = ok_token(rs)
+    return {
+        "missing": (None, None),
+        "basic": ("Basic", base64.b64encode(b"admin:secret").decode()),
+        "token_scheme": ("Token", tok),
+        "no_scheme": ("", tok),
+        "bearer_empty": ("Bearer", ""),
+        "bad_signature": ("Bearer", tok[:-2] + ("AA" if tok[-2:] != "AA" else "BB")),
+        "other_key": ("Bearer", regscale_server.make_jwt(
+            {"id": guid("admin"), "sub": "admin", "exp": int(time.time()) + 60}, "other")),
+        "expired": ("Bearer", rs.token(exp=int(time.time()) - 5)),
+        "not_jwt": ("Bearer", "not-a-jwt"),
+        "alg_none": ("Bearer", ".".join(tok.split(".")[:2]) + "."),
+    }[kind]
+
+
+@pytest.mark.parametrize("path", [regscale_server.ACCOUNT_PATH + guid("admin"),
+                                  regscale_server.PLANS_PATH])
+@pytest.mark.parametrize("kind", ["missing", "basic", "token_scheme", "no_scheme",
+                                  "bearer_empty", "bad_signature", "other_key", "expired",
+                                  "not_jwt", "alg_none"])
+def test_api_refuses_bad_authorization(rs, path, kind):
+    scheme, tok = _bad_auth(rs, kind)
+    if scheme is None:
+        status, headers, body = rs.request("GET", path)
+    else:
+        status, headers, body = rs.request("GET", path, None,
+                                           {"Authorization": (scheme + " " + tok).strip()})
+    assert status == 401
+    assert json.loads(body) == {"message": "Unauthorized"}
+    assert headers["www-authenticate"].startswith("Bearer")
+    st = rs.stats()
+    assert (st["api"], st["api_ok"]) == (1, 0)
+    assert st["api_calls"][0]["reason"]
+
+
+def test_api_method_and_path(rs):
+    tok = ok_token(rs)
+    status, headers, _ = rs.request("POST", regscale_server.PLANS_PATH, {},
+                                    {"Authorization": "Bearer " + tok})
+    assert status == 405 and headers["allow"] == "GET"
+    assert rs.api(regscale_server.ACCOUNT_PATH + guid("admin") + "/x", tok)[0] == 404
+    assert rs.api("/api/accounts/find", tok)[0] == 404
+
+
+def test_api_faults(rs):
+    tok = ok_token(rs)
+    rs.fault("status", status=503, count=1)  # default "both": login and validate only
+    assert rs.account(guid("admin"), tok)[0] == 200
+    assert rs.login()[0] == 503
+    rs.fault("status", status=502, on="api", count=1)
+    assert rs.login()[0] == 200
+    assert rs.account(guid("admin"), tok)[0] == 502
+    assert rs.account(guid("admin"), tok)[0] == 200
+    rs.fault("rate_limit", retry_after=3, on="all", count=1)
+    status, headers, _ = rs.api(regscale_server.PLANS_PATH)  # before the token check
+    assert status == 429 and headers["retry-after"] == "3"
+    rs.fault("down", on="api", count=1)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError, ssl.SSLError)):
+        rs.account(guid("admin"), tok)
+    assert [e["fault"] for e in rs.stats()["api_calls"]] == [None, "status", None,
+                                                              "rate_limit", "down"]
+    status, _, _ = rs.request("POST", "/_test/fault", {"fault": "expired", "on": "api"})
+    assert status == 400  # a token-shaping fault has nothing to shape there
+
+
+def test_api_stats_reset(rs):
+    rs.account(guid("admin"))
+    assert rs.stats()["api"] == 1
+    rs.reset()
+    st = rs.stats()
+    assert (st["api"], st["api_calls"]) == (0, [])
 
 
 # --- faults ------------------------------------------------------------------------------
@@ -443,7 +603,7 @@ def test_localhost_name(rs, rs_server, rs_ca):
 
 def test_log_has_requests_not_passwords(rs, rs_server):
     rs.login(password="secret-in-body-xyz")
-    ok_token(rs)
+    assert rs.account(guid("admin"), ok_token(rs))[0] == 200
     for _ in range(50):
         text = rs_server.log_text()
         if text.count("POST /api/authentication/login") >= 2:
@@ -451,6 +611,7 @@ def test_log_has_requests_not_passwords(rs, rs_server):
         time.sleep(0.02)
     assert "POST /api/authentication/login 400" in text
     assert "POST /api/authentication/login 200" in text
+    assert "GET {}{} 200".format(regscale_server.ACCOUNT_PATH, guid("admin")) in text
     assert "secret-in-body-xyz" not in text
     assert "eyJ" not in text  # no tokens either
 

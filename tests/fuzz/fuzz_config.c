@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -47,6 +48,13 @@ static void check_loaded(const struct config *c, const char *path)
 	FUZZ_CHECK(c->idle_timeout_sec > 0 && c->idle_timeout_sec <= 365 * 24 * 3600);
 	FUZZ_CHECK(list_ok(c->allow_users) && list_ok(c->allow_groups));
 	FUZZ_CHECK(list_ok(c->admin_users) && list_ok(c->admin_groups));
+	/* the keys that go together (README "Configuration") */
+	FUZZ_CHECK(!c->url || config_value_url_api_base(c->url) == 0);
+	FUZZ_CHECK(!c->token_file || (!c->username && !c->password_file));
+	if (!c->token_file && !getenv("CREDENTIALS_DIRECTORY"))
+		FUZZ_CHECK(c->url || (!c->username && !c->password_file));
+	FUZZ_CHECK(c->token_file || !c->password_file || c->username ||
+			getenv("CREDENTIALS_DIRECTORY"));
 }
 
 static void check_error(const char *errbuf, const char *path)

@@ -143,7 +143,7 @@ static void test_full(void **state)
 	assert_string_equal(c.url, "https://regscale.example.com");
 	assert_string_equal(c.username, "svc-tokend@example.com");
 	assert_string_equal(c.password_file, TEST_DATA_DIR "/secrets/password");
-	assert_string_equal(c.token_file, "/etc/regscale-token/token");
+	assert_null(c.token_file);
 	assert_string_equal(c.ca_file, TEST_DATA_DIR "/ca.pem");
 	assert_string_equal(c.proxy, "http://proxy.example.com:3128");
 	assert_int_equal(c.login_api, LOGIN_API_V2);
@@ -175,7 +175,7 @@ static void test_relative_paths(void **state)
 {
 	const struct tmpdir *d = *state;
 	char old[PATH_MAX], sub[256], want[256];
-	const char *content = "[regscale]\ntoken_file = tok\npassword_file = ../pw\n"
+	const char *content = "[regscale]\ntoken_file = tok\nca_file = ../ca.pem\n"
 			      "[daemon]\nsocket = run/x.sock\n";
 	struct config c;
 
@@ -192,8 +192,8 @@ static void test_relative_paths(void **state)
 	assert_string_equal(c.path, "sub/x.conf");
 	snprintf(want, sizeof(want), "%s/sub/tok", d->path);
 	assert_string_equal(c.token_file, want);
-	snprintf(want, sizeof(want), "%s/sub/../pw", d->path);
-	assert_string_equal(c.password_file, want);
+	snprintf(want, sizeof(want), "%s/sub/../ca.pem", d->path);
+	assert_string_equal(c.ca_file, want);
 	snprintf(want, sizeof(want), "%s/sub/run/x.sock", d->path);
 	assert_string_equal(c.socket, want);
 	config_done(&c);
@@ -245,30 +245,31 @@ static void test_keeps_previous(void **state)
 			0);
 
 	/* keys the second file does not set keep their values */
-	assert_int_equal(load(d, "[regscale]\nusername = bob\nconnect_timeout = 4\n", &c, err,
-					 sizeof(err)),
+	assert_int_equal(load(d, "[regscale]\nproxy = http://bob:3128\nconnect_timeout = 4\n", &c,
+					 err, sizeof(err)),
 			0);
 	assert_string_equal(c.url, "https://a.example");
-	assert_string_equal(c.username, "bob");
+	assert_string_equal(c.proxy, "http://bob:3128");
 	assert_int_equal(c.connect_timeout_sec, 4);
 	assert_string_equal(c.allow_users[0], "alice");
 	assert_string_equal(c.path, d->conf);
 
 	/* a file with an error changes nothing, not even the keys before the error */
 	assert_int_equal(load(d,
-					 "[regscale]\nurl = https://b.example\nusername = carol\n"
+					 "[regscale]\nurl = https://b.example\nproxy = "
+					 "http://carol\n"
 					 "connect_timeout = 0\n",
 					 &c, err, sizeof(err)),
 			-EINVAL);
 	assert_string_equal(c.url, "https://a.example");
-	assert_string_equal(c.username, "bob");
+	assert_string_equal(c.proxy, "http://bob:3128");
 	assert_int_equal(c.connect_timeout_sec, 4);
 
 	/* an empty file is fine and changes nothing */
 	assert_int_equal(load(d, "", &c, err, sizeof(err)), 0);
 	assert_string_equal(c.url, "https://a.example");
 	assert_int_equal(load(d, "[regscale]\n[daemon]\n; nothing\n", &c, err, sizeof(err)), 0);
-	assert_string_equal(c.username, "bob");
+	assert_string_equal(c.proxy, "http://bob:3128");
 	config_done(&c);
 }
 
@@ -284,7 +285,30 @@ static void test_url(void **state)
 			{"https://[2001:db8::1]:443/", "https://[2001:db8::1]:443", NULL},
 			{"http://127.0.0.1:8080/", "http://127.0.0.1:8080", NULL},
 			{"http://127.1.2.3", "http://127.1.2.3", NULL},
-			{"http://localhost:1/api", "http://localhost:1/api", NULL},
+			{"http://localhost:1/apis", "http://localhost:1/apis", NULL},
+			{"https://x.example/api/v2", "https://x.example/api/v2", NULL},
+			{"https://x.example/myapi", "https://x.example/myapi", NULL},
+			{"https://api", "https://api", NULL}, /* a host named api */
+			{"https://api/", "https://api", NULL},
+			{"https://api:8443", "https://api:8443", NULL},
+			{"https://x.example.com/api", NULL,
+					"ends in /api, which the daemon adds itself; give the base "
+					"URL without it: https://x.example.com"},
+			{"https://x.example.com/api/", NULL,
+					"ends in /api, which the daemon adds itself; give the base "
+					"URL without it: https://x.example.com"},
+			{"https://x.example.com//API//", NULL,
+					"ends in /api, which the daemon adds itself; give the base "
+					"URL without it: https://x.example.com"},
+			{"http://localhost:1/api", NULL,
+					"ends in /api, which the daemon adds itself; give the base "
+					"URL without it: http://localhost:1"},
+			{"https://x.example.com/regscale/api", NULL,
+					"ends in /api, which the daemon adds itself; give the base "
+					"URL without it: https://x.example.com/regscale"},
+			{"https://api/api", NULL,
+					"ends in /api, which the daemon adds itself; give the base "
+					"URL without it: https://api"},
 			{"http://LocalHost", "http://LocalHost", NULL},
 			{"http://[::1]:9000/", "http://[::1]:9000", NULL},
 			{"http://[0:0:0:0:0:0:0:1]", "http://[0:0:0:0:0:0:0:1]", NULL},
@@ -361,35 +385,50 @@ static void test_durations(void **state)
 			{"31536000", 31536000, NULL},
 			{"0", 0, "must be positive"},
 			{"0h", 0, "must be positive"},
-			{"8761h", 0, "too large (at most 8760h)"},
-			{"31536001", 0, "too large (at most 8760h)"},
-			{"99999999999999999999999", 0, "too large (at most 8760h)"},
-			{"-5", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
-			{"+5", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
-			{"abc", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
-			{"s", 0, "not a number (expected e.g. 30, 30s, 5m or 24h)"},
+			{"8761h", 0, "too large (at most 365d)"},
+			{"31536001", 0, "too large (at most 365d)"},
+			{"99999999999999999999999", 0, "too large (at most 365d)"},
+			{"-5", 0, "not a number (expected e.g. 30, 30s, 5m, 24h or 7d)"},
+			{"+5", 0, "not a number (expected e.g. 30, 30s, 5m, 24h or 7d)"},
+			{"abc", 0, "not a number (expected e.g. 30, 30s, 5m, 24h or 7d)"},
+			{"s", 0, "not a number (expected e.g. 30, 30s, 5m, 24h or 7d)"},
+			{"d", 0, "not a number (expected e.g. 30, 30s, 5m, 24h or 7d)"},
 			{"5x", 0, "bad unit (expected s, m, h or d)"},
 			{"5ms", 0, "bad unit (expected s, m, h or d)"},
 			{"5 m", 0, "bad unit (expected s, m, h or d)"},
 			{"1.5h", 0, "bad unit (expected s, m, h or d)"},
+			{"1d", 86400, NULL},
 			{"5d", 432000, NULL},
 			{"365d", 31536000, NULL},
-			{"366d", 0, "too large (at most 8760h)"},
+			{"366d", 0, "too large (at most 365d)"},
+			{"1.5d", 0, "bad unit (expected s, m, h or d)"},
+			{"1dd", 0, "bad unit (expected s, m, h or d)"},
+			{"1D", 0, "bad unit (expected s, m, h or d)"},
 	};
-	static const char *const keys[] = {"connect_timeout", "total_timeout", "default_lifetime"};
+	/* Every duration key of the file: each takes every unit, d included. */
+	static const struct {
+		const char *section, *name;
+	} keys[] = {
+			{"regscale", "connect_timeout"},
+			{"regscale", "total_timeout"},
+			{"regscale", "default_lifetime"},
+			{"daemon", "idle_timeout"},
+	};
 	const struct tmpdir *d = *state;
 	struct config c;
 
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-			const char *e = try_value(d, "regscale", keys[k], cases[i].value, &c);
+			const char *e = try_value(
+					d, keys[k].section, keys[k].name, cases[i].value, &c);
 			if (cases[i].error) {
 				assert_non_null(e);
 				assert_string_equal(e, cases[i].error);
 			} else {
 				uint64_t got = k == 0   ? c.connect_timeout_sec
 					       : k == 1 ? c.total_timeout_sec
-							: c.default_lifetime_sec;
+					       : k == 2 ? c.default_lifetime_sec
+							: c.idle_timeout_sec;
 				assert_null(e);
 				assert_int_equal(got, cases[i].sec);
 			}
@@ -512,7 +551,11 @@ static void test_strings(void **state)
 	struct config c;
 
 	/* inline comments go, as in every INI file */
-	assert_null(try_value(d, "regscale", "username", "some user ; the service account", &c));
+	config_init(&c);
+	assert_int_equal(
+			load(d, "[regscale]\nurl = https://x\nusername = some user ; the account\n",
+					&c, NULL, 0),
+			0);
 	assert_string_equal(c.username, "some user");
 	config_done(&c);
 
@@ -560,8 +603,8 @@ static void test_errors(void **state)
 	expect_error(d, "[regscale]\nconnect_timeout = 5\nconnect_timeout = 5\n", 3,
 			"[regscale] connect_timeout: duplicate key (already set on line 2)");
 	expect_error(d, "[regscale]\nusername = a\n\n\n[regscale]\nconnect_timeout = soon\n", 6,
-			"[regscale] connect_timeout: not a number (expected e.g. 30, 30s, 5m or "
-			"24h)");
+			"[regscale] connect_timeout: not a number (expected e.g. 30, 30s, 5m, 24h "
+			"or 7d)");
 	expect_error(d, "[daemon]\nallow_users =\n", 2, "[daemon] allow_users: empty value");
 
 	/* lines inih itself refuses */
@@ -623,7 +666,7 @@ static void test_line_numbers(void **state)
 
 	/* a long line that fits is fine */
 	long_value[150] = '\0';
-	snprintf(content, 64 * 1024, "[regscale]\nusername = %s\n", long_value);
+	snprintf(content, 64 * 1024, "[regscale]\nurl = https://x\nusername = %s\n", long_value);
 	config_init(&c);
 	assert_int_equal(load(d, content, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.username, long_value);
@@ -675,6 +718,102 @@ static void test_file_errors(void **state)
 	config_done(&c);
 }
 
+#define NEEDS_URL                                                                                  \
+	": needs url, the RegScale server to log in to; add its base URL, e.g. \"url = "           \
+	"https://regscale.example.com\", to [regscale]"
+#define NOT_WITH_TOKEN_FILE(key, line)                                                             \
+	"[regscale] " key ": does not go with token_file (line " #line "): a token file is "       \
+	"served as it is, " key " is for password login; remove one of the two"
+
+/* Keys that only work together, checked on the whole file whatever their order. */
+static const struct {
+	const char *content;
+	unsigned line;
+	const char *error; /* NULL: loads */
+} mode_cases[] = {
+		/* password login */
+		{"[regscale]\nurl = https://x\nusername = u\npassword_file = pw\n", 0, NULL},
+		{"[regscale]\nusername = u\npassword_file = pw\nurl = https://x\n", 0, NULL},
+		{"[regscale]\nurl = https://x\nusername = u\n", 0, NULL}, /* password by login */
+		{"[regscale]\nurl = https://x\n", 0, NULL},               /* all by login */
+		{"", 0, NULL},                                            /* no url, no account */
+		{"[daemon]\nsocket = /s\n", 0, NULL},
+		{"[regscale]\nusername = u\n", 2, "[regscale] username" NEEDS_URL},
+		{"[regscale]\nca_file = /ca\n\nusername = u\npassword_file = pw\n", 4,
+				"[regscale] username" NEEDS_URL},
+		{"[regscale]\npassword_file = pw\n", 2, "[regscale] password_file" NEEDS_URL},
+		{"[regscale]\nurl = https://x\n; comment\npassword_file = pw\n", 4,
+				"[regscale] password_file: needs username, the account whose "
+				"password "
+				"it holds; add \"username = NAME\" to [regscale]"},
+		/* service token */
+		{"[regscale]\ntoken_file = t\n", 0, NULL},
+		{"[regscale]\nurl = https://x\ntoken_file = t\n", 0, NULL},
+		{"[regscale]\ntoken_file = t\nusername = u\n", 3,
+				NOT_WITH_TOKEN_FILE("username", 2)},
+		{"[regscale]\nusername = u\nurl = https://x\ntoken_file = t\n", 2,
+				NOT_WITH_TOKEN_FILE("username", 4)},
+		{"[regscale]\npassword_file = pw\n\n\ntoken_file = t\n", 2,
+				NOT_WITH_TOKEN_FILE("password_file", 5)},
+		{"[regscale]\ntoken_file = t\npassword_file = pw\nusername = u\n", 4,
+				NOT_WITH_TOKEN_FILE("username", 2)},
+		/* an error in a value comes first */
+		{"[regscale]\nusername = u\nconnect_timeout = 0\n", 3,
+				"[regscale] connect_timeout: must be positive"},
+		{"[regscale]\ntoken_file = t\nusername = u\nurl = https://x/api\n", 4,
+				"[regscale] url: ends in /api, which the daemon adds itself; give "
+				"the "
+				"base URL without it: https://x"},
+};
+
+static void test_modes(void **state)
+{
+	const struct tmpdir *d = *state;
+	struct config c;
+
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	for (size_t i = 0; i < sizeof(mode_cases) / sizeof(mode_cases[0]); i++) {
+		if (mode_cases[i].error) {
+			expect_error(d, mode_cases[i].content, mode_cases[i].line,
+					mode_cases[i].error);
+			continue;
+		}
+		config_init(&c);
+		assert_int_equal(load(d, mode_cases[i].content, &c, NULL, 0), 0);
+		config_done(&c);
+	}
+}
+
+/* The systemd credential "token" is service mode too: no url needed for a username there,
+ * which the daemon ignores. The credential "password" changes nothing. */
+static void test_modes_credentials(void **state)
+{
+	const struct tmpdir *d = *state;
+	char creds[200], path[256];
+	struct config c;
+
+	snprintf(creds, sizeof(creds), "%s/creds", d->path);
+	assert_int_equal(mkdir(creds, 0700), 0);
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
+	snprintf(path, sizeof(path), "%s/password", creds);
+	write_at(path, "pw", 2);
+	expect_error(d, "[regscale]\nusername = u\n", 2, "[regscale] username" NEEDS_URL);
+
+	snprintf(path, sizeof(path), "%s/token", creds);
+	write_at(path, "x.y.z", 5);
+	config_init(&c);
+	assert_int_equal(load(d, "[regscale]\nusername = u\n", &c, NULL, 0), 0);
+	assert_int_equal(load(d, "[regscale]\npassword_file = pw\n", &c, NULL, 0), 0);
+	config_done(&c);
+	expect_error(d, "[regscale]\ntoken_file = t\nusername = u\n", 3,
+			NOT_WITH_TOKEN_FILE("username", 2));
+
+	/* a relative directory is no credential directory (source.c ignores it too) */
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "creds", 1), 0);
+	expect_error(d, "[regscale]\nusername = u\n", 2, "[regscale] username" NEEDS_URL);
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -699,6 +838,9 @@ int main(void)
 					test_line_numbers, tmpdir_setup, tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(
 					test_file_errors, tmpdir_setup, tmpdir_teardown),
+			cmocka_unit_test_setup_teardown(test_modes, tmpdir_setup, tmpdir_teardown),
+			cmocka_unit_test_setup_teardown(
+					test_modes_credentials, tmpdir_setup, tmpdir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@
 
 struct fake {
 	unsigned starts[_LC_SLOT_MAX];
+	unsigned checks[_LC_SLOT_MAX]; /* start_check(): a pasted token sent to RegScale */
 	unsigned cancels[_LC_SLOT_MAX];
 	unsigned changed;
 	/* what the last start_login() got */
@@ -62,6 +63,17 @@ static int fake_start_login(void *userdata, enum lc_slot slot, const char *usern
 	return fk->start_ret;
 }
 
+static int fake_start_check(void *userdata, enum lc_slot slot, const struct secret *token,
+		const char **ret_reason)
+{
+	struct fake *fk = userdata;
+
+	assert_true(slot < _LC_SLOT_MAX);
+	assert_true(token && token->len > 0);
+	fk->checks[slot]++;
+	return 0;
+}
+
 static void fake_cancel_login(void *userdata, enum lc_slot slot)
 {
 	struct fake *fk = userdata;
@@ -80,6 +92,7 @@ static void fake_changed(void *userdata)
 static void fake_reset(struct fake *fk)
 {
 	memset(fk->starts, 0, sizeof(fk->starts));
+	memset(fk->checks, 0, sizeof(fk->checks));
 	memset(fk->cancels, 0, sizeof(fk->cancels));
 	fk->changed = 0;
 }
@@ -135,6 +148,7 @@ static struct world *world_new(void)
 	struct world *w = calloc(1, sizeof(*w));
 	struct lc_hooks hooks = {
 			.start_login = fake_start_login,
+			.start_check = fake_start_check,
 			.cancel_login = fake_cancel_login,
 			.changed = fake_changed,
 	};
@@ -342,6 +356,8 @@ enum event {
 	EV_CLIENT_OK,
 	EV_CLIENT_FAILED,
 	EV_CLIENT_MFA,
+	EV_PASTE_OK,
+	EV_PASTE_REFUSED,
 	EV_LOGOUT,
 	EV_REFRESH,
 	EV_TOKEN_FILE,
@@ -365,6 +381,8 @@ static const char *const event_names[_EV_MAX] = {
 		[EV_CLIENT_OK] = "client login ok",
 		[EV_CLIENT_FAILED] = "client login failed",
 		[EV_CLIENT_MFA] = "client MFA login ok",
+		[EV_PASTE_OK] = "client paste accepted",
+		[EV_PASTE_REFUSED] = "client paste refused",
 		[EV_LOGOUT] = "logout",
 		[EV_REFRESH] = "client refresh",
 		[EV_TOKEN_FILE] = "token file changed",
@@ -476,6 +494,30 @@ static void ev_client_mfa(struct world *w)
 	deliver_ok(w, LC_SLOT_CANDIDATE);
 }
 
+/* A client pastes a token for dave, which RegScale is asked about and answers outcome. */
+static void paste(struct world *w, enum helper_outcome outcome)
+{
+	char *t = mint(w, true, w->now.wall, w->now.wall + 2 * LIFETIME, "u-pasted");
+	const char *reason = NULL;
+	uint64_t ticket;
+
+	assert_int_equal(lifecycle_paste(w->lc, t, strlen(t), true, &w->now, &ticket, &reason), 0);
+	free(t);
+	assert_int_equal(w->fk.checks[LC_SLOT_CANDIDATE], 1);
+	assert_int_equal(w->fk.starts[LC_SLOT_CANDIDATE], 0); /* no login: a check */
+	deliver(w, LC_SLOT_CANDIDATE, outcome, -1, NULL);
+}
+
+static void ev_paste_ok(struct world *w)
+{
+	paste(w, HELPER_OK);
+}
+
+static void ev_paste_refused(struct world *w)
+{
+	paste(w, HELPER_REJECTED);
+}
+
 static void ev_logout(struct world *w)
 {
 	lifecycle_logout(w->lc);
@@ -486,7 +528,7 @@ static void ev_refresh(struct world *w)
 	const char *reason = NULL;
 
 	w->ticket = UINT64_MAX;
-	w->rc = lifecycle_refresh(w->lc, "client refresh", &w->now, &w->ticket, &reason);
+	w->rc = lifecycle_refresh(w->lc, "client refresh", NULL, &w->now, &w->ticket, &reason);
 }
 
 static void ev_token_file(struct world *w)
@@ -540,6 +582,8 @@ static void (*const events[_EV_MAX])(struct world *w) = {
 		[EV_CLIENT_OK] = ev_client_ok,
 		[EV_CLIENT_FAILED] = ev_client_failed,
 		[EV_CLIENT_MFA] = ev_client_mfa,
+		[EV_PASTE_OK] = ev_paste_ok,
+		[EV_PASTE_REFUSED] = ev_paste_refused,
 		[EV_LOGOUT] = ev_logout,
 		[EV_REFRESH] = ev_refresh,
 		[EV_TOKEN_FILE] = ev_token_file,
@@ -573,6 +617,7 @@ enum {
 	F_NOT_SERVED = 1 << 3, /* it is not */
 	F_CAROL = 1 << 4,      /* the identity is now carol's (the client login's) */
 	F_SERVICE = 1 << 5,    /* the token is a service token */
+	F_PASTED = 1 << 6,     /* the token is the pasted one, served, and nothing renews it */
 };
 
 #define RC_NONE INT_MIN /* the event returns nothing to check */
@@ -724,6 +769,24 @@ static const struct row rows[] = {
 		CELL(EXPIRED, CLIENT_MFA, LOGIN_REQUIRED, 0, NEW, ANY, 0),
 		CELL(CREDENTIALS_REJECTED, CLIENT_MFA, LOGIN_REQUIRED, 0, NEW, ANY, 0),
 		CELL(LOGIN_REQUIRED, CLIENT_MFA, LOGIN_REQUIRED, 0, NEW, ANY, 0),
+		/* client paste accepted: whatever was held before, the pasted token is served */
+		CELL(NO_TOKEN, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED),
+		CELL(LOGGING_IN, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED | F_CANCEL),
+		CELL(VALID, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED),
+		CELL(REFRESHING, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED | F_CANCEL),
+		CELL(RETRYING, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED),
+		CELL(EXPIRED, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED),
+		CELL(CREDENTIALS_REJECTED, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED),
+		CELL(LOGIN_REQUIRED, PASTE_OK, VALID, 0, NEW, NONE, F_PASTED),
+		/* client paste refused: nothing changes, in every state */
+		SAME(NO_TOKEN, PASTE_REFUSED, 0),
+		SAME(LOGGING_IN, PASTE_REFUSED, 0),
+		SAME(VALID, PASTE_REFUSED, 0),
+		SAME(REFRESHING, PASTE_REFUSED, 0),
+		SAME(RETRYING, PASTE_REFUSED, 0),
+		SAME(EXPIRED, PASTE_REFUSED, 0),
+		SAME(CREDENTIALS_REJECTED, PASTE_REFUSED, 0),
+		SAME(LOGIN_REQUIRED, PASTE_REFUSED, 0),
 		/* logout */
 		CELL(NO_TOKEN, LOGOUT, NO_TOKEN, 0, NONE, ANY, 0),
 		CELL(LOGGING_IN, LOGOUT, NO_TOKEN, 0, NONE, ANY, F_CANCEL),
@@ -942,6 +1005,12 @@ static void run_cell(void **state)
 				info.username ? info.username : "(none)");
 	if ((r->flags & F_SERVICE) && (!info.service || info.origin != LC_ORIGIN_SERVICE))
 		mismatch(w, "the token is no service token");
+	if ((r->flags & F_PASTED) &&
+			(info.origin != LC_ORIGIN_PASTED || !info.kind ||
+					strcmp(info.kind, PROTO_KIND_PASTED) != 0 ||
+					!info.needs_person ||
+					lifecycle_next_wakeup(w->lc, &w->now) != token_end(w)))
+		mismatch(w, "the token is not a pasted one that only its end wakes up for");
 
 	/* the return code of a client refresh, and that a login runs for its ticket */
 	if (r->rc != RC_NONE) {

@@ -247,7 +247,8 @@ static void test_get_reply_follows_the_token(void **state)
 	assert_non_null(line);
 	snprintf(expect, sizeof(expect),
 			"{\"ok\":true,\"v\":1,\"kind\":\"service\",\"user_id\":\"user-b\","
-			"\"url\":\"https://other.example.test/a\\\"b\",\"expires_at\":%lld,"
+			"\"username\":null,\"url\":\"https://other.example.test/"
+			"a\\\"b\",\"expires_at\":%lld,"
 			"\"expires\":\"",
 			(long long)(now + 7200));
 	assert_memory_equal(line, expect, strlen(expect));

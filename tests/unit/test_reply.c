@@ -54,7 +54,7 @@ static const char *error_line(enum proto_error err, const char *message, const c
 {
 	static char buf[PROTO_MAX_LINE];
 
-	return checked(buf, reply_write_error(buf, sizeof(buf), err, message, id));
+	return checked(buf, reply_write_error(buf, sizeof(buf), err, message, id, NULL));
 }
 
 static void test_error_names(void **state)
@@ -75,6 +75,7 @@ static void test_error_names(void **state)
 			{PROTO_E_LOGIN_FAILED, "login_failed"},
 			{PROTO_E_CREDENTIALS_REJECTED, "credentials_rejected"},
 			{PROTO_E_LOGIN_REQUIRED, "login_required"},
+			{PROTO_E_MFA_REQUIRED, "mfa_required"},
 			{PROTO_E_TIMEOUT, "timeout"},
 			{PROTO_E_INTERNAL, "internal"},
 	};
@@ -179,13 +180,13 @@ static void test_format_size(void **state)
 	char buf[128];
 
 	/* The line and its terminating NUL need room; what does not fit is refused whole. */
-	assert_int_equal(reply_write_error(buf, n, PROTO_E_TIMEOUT, "m", NULL), -ENOBUFS);
-	assert_int_equal(reply_write_error(buf, 1, PROTO_E_TIMEOUT, "m", NULL), -ENOBUFS);
-	assert_int_equal(reply_write_error(buf, 0, PROTO_E_TIMEOUT, "m", NULL), -ENOBUFS);
-	assert_int_equal(reply_write_error(buf, n + 1, PROTO_E_TIMEOUT, "m", NULL), (int)n);
+	assert_int_equal(reply_write_error(buf, n, PROTO_E_TIMEOUT, "m", NULL, NULL), -ENOBUFS);
+	assert_int_equal(reply_write_error(buf, 1, PROTO_E_TIMEOUT, "m", NULL, NULL), -ENOBUFS);
+	assert_int_equal(reply_write_error(buf, 0, PROTO_E_TIMEOUT, "m", NULL, NULL), -ENOBUFS);
+	assert_int_equal(reply_write_error(buf, n + 1, PROTO_E_TIMEOUT, "m", NULL, NULL), (int)n);
 	assert_string_equal(buf, want);
 	/* Not UTF-8: refused, not sent. */
-	assert_int_equal(reply_write_error(buf, sizeof(buf), PROTO_E_TIMEOUT, "\xff", NULL),
+	assert_int_equal(reply_write_error(buf, sizeof(buf), PROTO_E_TIMEOUT, "\xff", NULL, NULL),
 			-EILSEQ);
 }
 
@@ -194,7 +195,8 @@ static void test_error_roundtrip(void **state)
 	for (int e = PROTO_E_BAD_REQUEST; e < _PROTO_E_MAX; e++) {
 		char buf[256], message[64], id[16];
 		struct reply_read r;
-		int n = reply_write_error(buf, sizeof(buf), (enum proto_error)e, "why", "id-1");
+		int n = reply_write_error(
+				buf, sizeof(buf), (enum proto_error)e, "why", "id-1", NULL);
 
 		checked(buf, n);
 		assert_int_equal(reply_read_parse(&r, buf, (size_t)n - 1), 0);

@@ -863,7 +863,7 @@ static void test_password_refused(void **state)
 	char one[1] = {'X'};
 
 	assert_int_equal(parse_n_s("{\"op\":\"login\",\"password\":\"pw\"}", &req), ERR_BAD);
-	assert_string_equal(last_msg, "\"password\" is not accepted here");
+	assert_string_equal(last_msg, "a \"password\" or \"token\" is not accepted here");
 	assert_false(req.has_secret);
 
 	req = (struct request){.secret = one, .secret_size = 0};

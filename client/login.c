@@ -45,10 +45,13 @@ static void login_done(struct login *l)
 	locked_free(&l->code);
 }
 
-/* The user a login is for: --username, else the daemon's. */
+/* The user a login is for: --username, else the daemon's configured one, which status names
+ * only as the user of a password login's token (a pasted token's user may be another). */
 static const char *user_of(const struct login *l)
 {
-	return l->username ? l->username : l->info.username;
+	if (l->username)
+		return l->username;
+	return strcmp(l->info.kind, PROTO_KIND_LOGIN) == 0 ? l->info.username : "";
 }
 
 /* Says why reading the password or token (what) from source failed with r, and returns the
@@ -410,7 +413,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 		memcpy(l.code.data, mfa_arg, l.code_len + 1);
 		l.have_code = true;
 	} else if (l.ask_code) {
-		r = session_read_code(&l.info, l.username, &l.code, &l.code_len);
+		r = session_read_code(&l.info, user_of(&l), &l.code, &l.code_len);
 		if (r == -ENODATA)
 			return cli_fail(EXIT_FAILURE, CLI_E_INPUT,
 					"no terminal to ask for the one-time code on, and no line "
@@ -432,7 +435,7 @@ int session_run_login(const struct globals *g, int argc, char **argv)
 				reply_read_error(&rep.r, NULL, 0) != PROTO_E_MFA_REQUIRED)
 			goto fail;
 		/* RegScale wants a one-time code: ask for it, and send the same password again. */
-		r = session_read_code(&l.info, l.username, &l.code, &l.code_len);
+		r = session_read_code(&l.info, user_of(&l), &l.code, &l.code_len);
 		if (r == -ENODATA)
 			goto fail; /* its hint: run 'regscale-token login --mfa' */
 		connect_reply_done(&rep);

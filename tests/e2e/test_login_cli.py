@@ -452,12 +452,16 @@ def test_mfa_required_then_prompt_then_success(lg):
     d = lg.daemon(srv, username=MFA_USER, password=None)
     d.secrets.add(MFA_PASSWORD)
     p = pty_client(d, "login")
-    p.expect("RegScale password for %s at %s: " % (MFA_USER, srv.url))
+    # No token yet: status names no user (the configured one is not in it), only the URL.
+    assert p.expect(" at %s: " % srv.url).startswith("RegScale password")
     p.type(MFA_PASSWORD + "\r")
-    p.expect("One-time code for %s at %s: " % (MFA_USER, srv.url))
+    p.expect("One-time code")
+    p.screen = p.screen[p.screen.index(b"One-time code"):]
+    p.expect(" at %s: " % srv.url)
     p.type(MFA_CODE + "\r")
     rc, out, err, screen = p.finish()
-    assert rc == 0, (rc, out, screen)
+    assert rc == 0 and "logged in as %s" % MFA_USER in out, (rc, out, screen)
+    assert MFA_CODE not in screen and MFA_PASSWORD not in screen, screen
     assert [e["mfa"] for e in srv.control.stats()["logins"]] == [False, True]
     assert d.status()["state"] == "login_required"
 
@@ -517,7 +521,8 @@ def test_refresh_mfa_real_daemon(lg):
 
 def test_password_prompt_names_user_and_url(lg):
     srv = lg.server(users=USERS)
-    d = lg.daemon(srv, password=None)  # username in the configuration
+    d = lg.daemon(srv)  # logged in from its password file as the configured user
+    d.wait_valid()
     p = pty_client(d, "login")
     p.expect("RegScale password for %s at %s: " % (USERNAME, srv.url))
     p.type(PASSWORD + "\r")

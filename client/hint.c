@@ -33,6 +33,7 @@ static bool is_action(const char *s)
 			"point ",
 			"raise ",
 			"put ",
+			"refresh ",
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)

@@ -169,6 +169,19 @@ static const struct split_case split_cases[] = {
 		{"the daemon holds no token", "the daemon holds no token", ""},
 		{"login needs a \"username\" (none configured)",
 				"login needs a \"username\" (none configured)", ""},
+		{"this account logs in with an MFA code, which the daemon does not keep: refresh "
+		 "with a fresh code",
+				"this account logs in with an MFA code, which the daemon does not "
+				"keep",
+				"refresh with a fresh code"},
+		{"the token has expired: copy a fresh one from RegScale", "the token has expired",
+				"copy a fresh one from RegScale"},
+		{"RegScale rejected the token (HTTP 401); nothing changed",
+				"RegScale rejected the token (HTTP 401); nothing changed", ""},
+		{"a pasted token cannot be renewed by the daemon: paste a new one 'regscale-token "
+		 "login --token'",
+				"a pasted token cannot be renewed by the daemon",
+				"paste a new one 'regscale-token login --token'"},
 		{"", "", ""},
 };
 

@@ -315,6 +315,8 @@ static bool wants_code(const struct reply_read *r)
 
 static void refresh_progress(const struct session_info *info)
 {
+	if (strcmp(info->kind, PROTO_KIND_PASTED) == 0)
+		return; /* nothing to wait for: the daemon cannot refresh it, and says so */
 	if (strcmp(info->kind, PROTO_KIND_SERVICE) == 0)
 		cli_progress("reloading the service token...");
 	else

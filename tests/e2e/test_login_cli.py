@@ -497,6 +497,9 @@ def test_refresh_of_a_pasted_token_says_paste_a_new_one(fake):
     assert rc == 4 and out == "", (rc, out, err, screen)
     assert one_line(err).endswith("; paste a new token with 'regscale-token login --token'\n")
     assert "One-time code" not in screen
+    p = PtyClient(["--socket", f.path, "refresh"], f.env)
+    rc, out, err, screen = p.finish()
+    assert rc == 4 and "refreshing" not in screen and screen.count("\n") == 1, screen
 
 
 def test_refresh_mfa_real_daemon(lg):

@@ -463,6 +463,12 @@ def test_mfa_required_then_prompt_then_success(lg):
     assert rc == 0 and "logged in as %s" % MFA_USER in out, (rc, out, screen)
     assert MFA_CODE not in screen and MFA_PASSWORD not in screen, screen
     assert [e["mfa"] for e in srv.control.stats()["logins"]] == [False, True]
+    # No terminal to ask on: one line, and the way to give the code.
+    rc, out, err = detached(d, "login", input=MFA_PASSWORD + "\n")
+    assert rc == 6 and out == "", (rc, out, err)
+    assert one_line(err).endswith("; run 'regscale-token login --mfa' to give the one-time "
+                                  "code\n"), err
+    assert d.status()["state"] == "login_required"  # the failed login changed nothing
     assert d.status()["state"] == "login_required"
 
 
@@ -566,10 +572,14 @@ def test_progress_line_on_a_terminal_only(lg):
     assert rc == 0 and err == "", (rc, err)
 
 
-def test_wrong_password_is_one_line(lg):
+@pytest.mark.parametrize("held", [True, False], ids=["token-held", "no-token"])
+def test_wrong_password_is_one_line(lg, held):
+    """The cause once (not again as the error code, nor with the daemon's own advice), then
+    the one action that fits a login."""
     srv = lg.server(users=USERS)
-    d = lg.daemon(srv)
-    d.wait_valid()
+    d = lg.daemon(srv, password=PASSWORD if held else None)
+    if held:
+        d.wait_valid()
     wrong = "definitely-Wr0ng-e2e"
     d.secrets.add(wrong)
     rc, out, err = d.client("login", input=wrong + "\n", timeout=30)

@@ -636,3 +636,20 @@ def test_usage_error_names_the_commands_help(fake):
         rc2, out2, _ = fake_client(f, "help", cmd)
         assert rc == rc2 == 0 and out1 == out2 and out1.startswith("Usage:"), cmd
     assert f.requests == []
+
+
+def test_slow_typing_outlasts_the_idle_timeout(lg):
+    """The daemon closes a connection idle for idle_timeout; a person slower than that at a
+    prompt still logs in (the client connects afresh), code and all."""
+    srv = lg.server(users=USERS)
+    d = lg.daemon(srv, username=None, password=None, extra="idle_timeout = 1\n")
+    d.secrets.add(MFA_PASSWORD)
+    p = pty_client(d, "login", "--username", MFA_USER)
+    p.expect("RegScale password")
+    time.sleep(1.6)
+    p.type(MFA_PASSWORD + "\r")
+    p.expect("One-time code")
+    time.sleep(1.6)
+    p.type(MFA_CODE + "\r")
+    rc, out, err, screen = p.finish()
+    assert rc == 0 and "logged in as %s" % MFA_USER in out, (rc, out, screen)

@@ -60,19 +60,43 @@ const char cli_usage_text[] =
 	"                         \"credentials_rejected\".\n"
 	"  whoami [--json]        Show whose token the daemon holds: \"USERNAME (USER_ID) at\n"
 	"                         URL\" (the username when known); exit 4 without a token.\n"
-	"  login [--username USER] [--mfa CODE]\n"
+	"  login [--username USER] [--mfa[=CODE]]\n"
 	"                         Log the daemon in to RegScale with a password; it keeps\n"
 	"                         the credentials (sealed) to refresh the token. The password\n"
 	"                         is read without echo from the terminal, or as one line from\n"
 	"                         standard input when that is not a terminal; never from the\n"
 	"                         command line or the environment. USER defaults to the\n"
-	"                         daemon's configured username; CODE is a one-time MFA code.\n"
-	"                         Only the daemon's own user and root may log in.\n"
+	"                         daemon's configured username. --mfa asks for a one-time\n"
+	"                         code too (and the code is asked for anyway when RegScale\n"
+	"                         wants one); --mfa=CODE puts it on the command line, where\n"
+	"                         other users can see it (ps). Only the daemon's own user\n"
+	"                         and root may log in.\n"
+	"  login --token | --token-file FILE\n"
+	"                         Give the daemon a token copied from RegScale instead (from\n"
+	"                         the terminal without echo, one line of standard input, or\n"
+	"                         FILE, which must be closed to others); \"Bearer \" before it\n"
+	"                         is fine. It is served until it expires, never refreshed.\n"
 	"  logout                 Make the daemon forget the token and stored credentials.\n"
-	"  refresh                Have the daemon log in again now with the stored\n"
+	"  refresh [--mfa[=CODE]] Have the daemon log in again now with the stored\n"
 	"                         credentials (or reload a service token's file) and print\n"
-	"                         the outcome.\n"
+	"                         the outcome; an MFA account needs a fresh code, asked for\n"
+	"                         on the terminal.\n"
 	"  ping                   Check that the daemon answers; prints \"pong\".\n"
+	"  help [COMMAND]         Show this help, or the command's (as COMMAND --help).\n";
+
+/* The rest of --help; apart, as one string may hold only 4095 bytes in ISO C. */
+static const char usage_notes[] =
+	"\n"
+	"Every command takes --json: its output is then one JSON object on stdout (the\n"
+	"daemon's reply line; for get the same as --format json), and so is any error:\n"
+	"  {\"ok\":false,\"error\":CODE,\"message\":TEXT,\"exit\":N}\n"
+	"with nothing on stderr. CODE is the daemon's error code (see PROTOCOL.md), or one\n"
+	"of the client's own: usage (exit 2), unreachable (3: no daemon at the socket, or it\n"
+	"hung up), no_answer (3: none within --timeout), denied (5: the socket is not yours\n"
+	"to use, or not served by a trusted user), bad_reply (1: a reply that cannot be\n"
+	"read, another version), input (1: the password, token or code cannot be read),\n"
+	"invalid_token (6: a pasted token that is no JWT, or has expired), local (1: out of\n"
+	"memory, output not writable).\n"
 	"\n"
 	"DURATION is a whole number of seconds, alone or followed by s, m, h or d:\n"
 	"30, 30s, 10m, 1h, 2d.\n"
@@ -111,36 +135,32 @@ const char cli_usage_text[] =
 	"  4  no token, or the token has expired\n"
 	"  5  permission denied, or the socket is not served by a trusted user\n"
 	"  6  login failed, or the credentials were rejected\n"
-	"Errors are one line on stderr; stdout carries only the requested output.\n";
+	"Errors are one line on stderr, \"regscale-token: <cause>; <what to do>\" (with\n"
+	"--json, the object above on stdout); stdout carries only the requested output.\n"
+	"While login or refresh waits for RegScale, one line on stderr says so when stderr\n"
+	"is a terminal.\n";
 /* clang-format on */
 #pragma GCC diagnostic pop
 
-/* Prints "regscale-token: <fmt...><tail>" as one line on stderr. */
-__attribute__((format(printf, 2, 0))) static void say(const char *tail, const char *fmt, va_list ap)
+static bool json_output;
+static const char *command; /* the command being run, for the hint of a usage error */
+
+void cli_print_usage(void)
 {
-	char line[1024];
-
-	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "regscale-token: %s%s\n", line, tail);
-}
-
-void cli_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	say("", fmt, ap);
-	va_end(ap);
+	fputs(cli_usage_text, stdout);
+	fputs(usage_notes, stdout);
 }
 
 int cli_usage_error(const char *fmt, ...)
 {
+	char text[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	say("; try 'regscale-token --help'", fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	return EXIT_USAGE;
+	return cli_fail(EXIT_USAGE, CLI_E_USAGE, "%s; try 'regscale-token%s%s --help'", text,
+			command ? " " : "", command ? command : "");
 }
 
 int cli_option_error(int c, char **argv)
@@ -156,7 +176,6 @@ int cli_option_error(int c, char **argv)
 	return cli_usage_error("invalid option '%s'", clean);
 }
 
-static bool json_output;
 static bool allow_operands;
 
 bool cli_json(void)
@@ -164,13 +183,45 @@ bool cli_json(void)
 	return json_output;
 }
 
+void cli_json_scan(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			json_output = true;
+}
+
+void cli_print_reply(const struct connect_reply *rep)
+{
+	fwrite(rep->line, 1, rep->len, stdout);
+	fputc('\n', stdout);
+}
+
+/* Looks for --json among the command's options (the way cli_getopt() reads them, so that an
+ * option's argument or the words after the options do not count), then rewinds getopt. */
+static void scan_json(int argc, char **argv, const struct option *opts)
+{
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+:hp::", opts, NULL)) != -1)
+		if (c == 'j')
+			json_output = true;
+	optind = 0;
+}
+
 int cli_getopt(int argc, char **argv, const struct option *opts, const char *usage, int *ret_exit)
 {
+	static char **scanned;
 	int idx = -1;
 	int c;
 	const char *name;
 	char clean[128];
 
+	if (scanned != argv) {
+		scanned = argv;
+		command = argv[0];
+		scan_json(argc, argv, opts);
+	}
 	while ((c = getopt_long(argc, argv, "+:hp::", opts, &idx)) == 'j')
 		json_output = true;
 	switch (c) {
@@ -249,10 +300,10 @@ int cli_socket_path(const struct globals *g, char **ret_path)
 				format_sanitize(bad, clean, sizeof(clean)), CONNECT_MAX_PROFILE);
 	if (r == -ENAMETOOLONG)
 		return cli_usage_error("the socket path is too long for a Unix socket");
-	if (r < 0) {
-		cli_say("cannot find the daemon's socket: %s", strerror(-r));
-		return EXIT_FAILURE;
-	}
+	if (r < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot find the daemon's socket: %s; %s", strerror(-r),
+				"check --socket and REGSCALE_TOKEN_SOCKET");
 	return 0;
 }
 
@@ -290,12 +341,11 @@ int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto
 
 	format_sanitize(path, p, sizeof(p));
 	r = connect_peer(fd, &peer);
-	if (r < 0) {
-		cli_say("cannot tell who serves %s (%s); refusing to use it, check that it is the "
-			"daemon's socket",
+	if (r < 0)
+		return cli_fail(EXIT_DENIED, CLI_E_DENIED,
+				"cannot tell who serves %s (%s), so not using it; check that it is "
+				"the daemon's socket",
 				p, strerror(-r));
-		return EXIT_DENIED;
-	}
 	/* The common case costs no user database lookup. */
 	if (peer.uid == 0 || peer.uid == getuid() || peer.uid == geteuid())
 		return 0;
@@ -339,107 +389,11 @@ int cli_check_peer(const struct globals *g, const char *path, int fd, enum proto
 		action = "not trusting its answers";
 		break;
 	}
-	cli_say("%s is served by uid %u (%s), not by %s: %s; if that is the daemon you mean, "
-		"name its user with --daemon-user USER or %s=USER, else find out who made that "
-		"socket",
+	return cli_fail(EXIT_DENIED, CLI_E_DENIED,
+			"%s is served by uid %u (%s), not by %s: %s; if that is the daemon you "
+			"mean, name its user with --daemon-user USER or %s=USER, else find out "
+			"who made that socket",
 			p, (unsigned)peer.uid, who, trusted, action, CLI_DAEMON_USER_ENV);
-	return EXIT_DENIED;
-}
-
-static int exit_code_for_error(enum proto_error err)
-{
-	switch (err) {
-	case PROTO_E_NO_TOKEN:
-	case PROTO_E_TOKEN_EXPIRED:
-	case PROTO_E_LOGIN_REQUIRED:
-		return EXIT_NO_TOKEN;
-	case PROTO_E_PERMISSION_DENIED:
-		return EXIT_DENIED;
-	case PROTO_E_LOGIN_FAILED:
-	case PROTO_E_CREDENTIALS_REJECTED:
-	case PROTO_E_MFA_REQUIRED:
-		return EXIT_LOGIN;
-	/* The daemon is there but could not serve us in time: "not answering in time". */
-	case PROTO_E_TOO_MANY_CLIENTS:
-	case PROTO_E_IDLE_TIMEOUT:
-	case PROTO_E_TIMEOUT:
-		return EXIT_UNREACHABLE;
-	default:
-		return EXIT_FAILURE;
-	}
-}
-
-int cli_fail_transport(const char *path, int64_t timeout_ms, int r)
-{
-	char p[256];
-
-	format_sanitize(path, p, sizeof(p));
-	switch (r) {
-	case -ENOENT:
-	case -ENOTDIR:
-	case -ECONNREFUSED:
-		cli_say("the daemon is not running at %s (%s); start regscale-tokend, or point "
-			"--socket or REGSCALE_TOKEN_SOCKET at its socket",
-				p, strerror(-r));
-		return EXIT_UNREACHABLE;
-	case -EACCES:
-	case -EPERM:
-		cli_say("permission denied on %s; run as a user the daemon's socket admits, or ask "
-			"the daemon's administrator",
-				p);
-		return EXIT_DENIED;
-	case -ETIMEDOUT:
-		cli_say("no answer from the daemon at %s within %.3g s; check the daemon's log, or "
-			"raise --timeout",
-				p, (double)timeout_ms / 1000.0);
-		return EXIT_UNREACHABLE;
-	case -ECONNRESET:
-	case -EPIPE:
-		cli_say("the daemon at %s closed the connection without answering; check the "
-			"daemon's log",
-				p);
-		return EXIT_UNREACHABLE;
-	case -EMSGSIZE:
-		cli_say("the reply from %s is longer than %d bytes; check that it is a "
-			"regscale-tokend socket and that regscale-token and regscale-tokend are "
-			"the "
-			"same version",
-				p, PROTO_MAX_LINE);
-		return EXIT_FAILURE;
-	case -EBADMSG:
-		cli_say("malformed reply from %s; check that it is a regscale-tokend socket and "
-			"that regscale-token and regscale-tokend are the same version",
-				p);
-		return EXIT_FAILURE;
-	case -EPROTO:
-		cli_say("the daemon at %s speaks another protocol version; install matching "
-			"regscale-token and regscale-tokend",
-				p);
-		return EXIT_FAILURE;
-	case -ENAMETOOLONG:
-		cli_say("socket path %s is too long for a Unix socket; use a shorter --socket "
-			"path",
-				p);
-		return EXIT_USAGE;
-	default:
-		cli_say("cannot talk to the daemon at %s: %s; check the daemon's log", p,
-				strerror(-r));
-		return EXIT_FAILURE;
-	}
-}
-
-int cli_fail_reply(enum proto_op op, const struct reply_read *r)
-{
-	char message[FORMAT_FIELD_MAX], code_buf[FORMAT_FIELD_MAX], m[512], c[64];
-	const char *code = format_reply_str(r, PROTO_F_ERROR, code_buf, sizeof(code_buf));
-	enum proto_error err = reply_read_error(r, message, sizeof(message));
-
-	cli_say("%s (%s); %s",
-			format_sanitize(*message ? message : "the daemon reported an error", m,
-					sizeof(m)),
-			format_sanitize(code ? code : "unknown", c, sizeof(c)),
-			format_error_hint(err, op));
-	return exit_code_for_error(err);
 }
 
 void cli_request_begin(struct jsonw *w, enum proto_op op, char *buf, size_t size)
@@ -487,7 +441,7 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
 	if (reply_read_error(&rep->r, NULL, 0) != PROTO_OK) {
-		r = cli_fail_reply(req->op, &rep->r);
+		r = cli_fail_reply(&(struct hint_request){.op = req->op}, &rep->r);
 		connect_reply_done(rep);
 		return r;
 	}
@@ -502,9 +456,8 @@ int cli_call_simple(const struct globals *g, enum proto_op op, int64_t timeout_m
 	struct jsonw w;
 
 	cli_request_begin(&w, op, buf, sizeof(buf));
-	if (jsonw_end(&w, &req.len) < 0) {
-		cli_say("cannot build the request; this is a bug, please report it");
-		return EXIT_FAILURE;
-	}
+	if (jsonw_end(&w, &req.len) < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot build the request; this is a bug, please report it");
 	return cli_call(g, &req, rep);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "client/connect.h"
+#include "client/hint.h"
 #include "proto/jsonw.h"
 #include "proto/proto.h"
 #include "proto/request.h"
@@ -52,13 +53,40 @@ struct cli_request {
 	int64_t timeout_ms; /* the command's default budget; --timeout overrides it */
 };
 
-/* The --help text. */
+/* The --help text's first part: the commands. */
 extern const char cli_usage_text[];
 
-/* Prints "regscale-token: <text>" as one line on stderr. */
+/* Prints the whole --help text on stdout. */
+void cli_print_usage(void);
+
+/* Stable codes of the failures the client finds by itself, the "error" of a --json error
+ * object (the daemon's codes, from an error reply, are passed on as they came). Part of the
+ * interface scripts rely on (see --help). */
+#define CLI_E_USAGE         "usage"       /* bad command line (exit 2) */
+#define CLI_E_UNREACHABLE   "unreachable" /* no daemon at the socket, or it hung up (exit 3) */
+#define CLI_E_NO_ANSWER     "no_answer"   /* no answer within --timeout (exit 3) */
+#define CLI_E_DENIED        "denied"      /* socket not ours to use, or served by a stranger (5) */
+#define CLI_E_BAD_REPLY     "bad_reply"   /* a reply we cannot read, another version (exit 1) */
+#define CLI_E_INPUT         "input"       /* cannot read the password, token or code (exit 1) */
+#define CLI_E_INVALID_TOKEN "invalid_token" /* a pasted token that is no JWT, or expired (6) */
+#define CLI_E_LOCAL         "local"         /* out of memory, cannot write the output (exit 1) */
+
+/* Says why the command fails and returns exit_code: "regscale-token: <text>" as one line on
+ * stderr, or with --json {"ok":false,"error":code,"message":text,"exit":exit_code} as one
+ * line on stdout and nothing on stderr. code is one of CLI_E_* or a daemon's error code. */
+int cli_fail(int exit_code, const char *code, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+/* Prints "regscale-token: <text>" as one line on stderr, whatever --json says: for what is
+ * not the command's failure. Prefer cli_fail(). */
 void cli_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Prints "regscale-token: <text>; try 'regscale-token --help'" and returns EXIT_USAGE. */
+/* Prints one line, text as it is, on stderr while the command waits, when stderr is a
+ * terminal and --json was not given: a person sees what is going on, a script nothing. */
+void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Says a usage error as cli_fail() does, with the action "try 'regscale-token CMD --help'"
+ * for the command being run (or the global help), and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Reports a getopt failure (c is '?' or ':') for argv[optind - 1] and returns EXIT_USAGE. */
@@ -71,8 +99,16 @@ int cli_option_error(int c, char **argv);
 		"json", no_argument, NULL, 'j'                                                     \
 	}
 
-/* Returns true once --json was given to the command. */
+/* Returns true once --json was given to the command: cli_getopt() looks for it among all of
+ * the command's options before it returns the first, so that any error comes out as JSON. */
 bool cli_json(void);
+
+/* Before the command is known: takes --json anywhere in argv[1..argc) (up to a "--") as given,
+ * so that a usage error of the global options is JSON too. */
+void cli_json_scan(int argc, char **argv);
+
+/* Prints the reply line of rep and a newline on stdout: a command's --json output. */
+void cli_print_reply(const struct connect_reply *rep);
 
 /* Global options given after the command are refused with a hint where they go: end a
  * command's option table with these. */
@@ -85,8 +121,9 @@ bool cli_json(void);
 	{"version", no_argument, NULL, 'G'}
 /* clang-format on */
 
-/* Parses a command's options with getopt_long; usage is the command's --help text. --json
- * (CLI_JSON_OPTION) is handled here. Returns the next of its own options (the val of its
+/* Parses a command's options with getopt_long; usage is the command's --help text, argv[0]
+ * the command's name, which usage errors name in their hint. --json (CLI_JSON_OPTION) is
+ * handled here. Returns the next of its own options (the val of its
  * entry, > 0), or 0 when they are done and no argument is left. Returns -ECANCELED with the
  * exit code in *ret_exit once --help was printed (EXIT_SUCCESS), or a usage error, a
  * misplaced global option or an argument left over was said (EXIT_USAGE). */
@@ -128,8 +165,12 @@ int cli_connect(const struct globals *g, const char *path, int64_t timeout_ms, e
  * code for it. */
 int cli_fail_transport(const char *path, int64_t timeout_ms, int r);
 
-/* Explains the error reply r ("ok":false) to request op and returns the exit code. */
-int cli_fail_reply(enum proto_op op, const struct reply_read *r);
+/* Explains the error reply r ("ok":false) to req in one line (hint_error_line()), as
+ * cli_fail() does with the daemon's error code, and returns the exit code for it. */
+int cli_fail_reply(const struct hint_request *req, const struct reply_read *r);
+
+/* Returns the exit code for daemon error err. */
+int cli_exit_for_error(enum proto_error err);
 
 /* Starts the request line for op (one of enum proto_op) in buf[0..size): {"op":<op>,"v":1,
  * to be completed with jsonw_*() and jsonw_end(). */

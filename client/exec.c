@@ -94,10 +94,9 @@ int exec_get_token(const struct globals *g, long long min_valid, long long wait,
 		jsonw_int(&w, PROTO_F_MIN_VALID, min_valid);
 	jsonw_int(&w, PROTO_F_WAIT, wait);
 	req.timeout_ms = wait * 1000 + CLI_WAIT_SLACK_MS;
-	if (jsonw_end(&w, &req.len) < 0) {
-		cli_say("cannot build the request; this is a bug, please report it");
-		return EXIT_FAILURE;
-	}
+	if (jsonw_end(&w, &req.len) < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot build the request; this is a bug, please report it");
 
 	r = cli_call(g, &req, rep);
 	if (r != 0)
@@ -106,10 +105,10 @@ int exec_get_token(const struct globals *g, long long min_valid, long long wait,
 	 * Its alphabet needs no JSON escapes: one written with them is no usable token. */
 	if (reply_read_span(&rep->r, PROTO_F_TOKEN, &token, &len) < 0 ||
 			!format_token_valid(token, len)) {
-		cli_say("the daemon's reply holds no usable token; check that regscale-token and "
-			"regscale-tokend are the same version");
 		connect_reply_done(rep);
-		return EXIT_FAILURE;
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the daemon's reply holds no usable token; check that "
+				"regscale-token and regscale-tokend are the same version");
 	}
 	*ret_token = token;
 	*ret_len = len;
@@ -313,26 +312,26 @@ int exec_run(const struct globals *g, int argc, char **argv)
 		return r;
 	if (format_env_read(&rep.r, token, len, &env) < 0) {
 		connect_reply_done(&rep);
-		cli_say("the daemon's reply has a url or user_id that no environment variable can "
-			"hold; check the daemon's configuration");
-		return EXIT_FAILURE;
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the daemon's reply has a url or user_id that no environment "
+				"variable can hold; check the daemon's configuration");
 	}
 	r = privdir_make(&dir);
 	if (r < 0) {
 		connect_reply_done(&rep);
-		cli_say("cannot make a private directory for regscale-cli's configuration: %s; "
-			"check $XDG_RUNTIME_DIR and /tmp",
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot make a private directory for regscale-cli's configuration: "
+				"%s; check $XDG_RUNTIME_DIR and /tmp",
 				strerror(-r));
-		return EXIT_FAILURE;
 	}
 	if ((size_t)snprintf(config, sizeof(config), "%s/" EXEC_CONFIG_NAME, dir.path) >=
 			sizeof(config)) {
 		connect_reply_done(&rep);
 		(void)privdir_remove(&dir);
-		cli_say("the path of the private directory %s is too long; set XDG_RUNTIME_DIR "
-			"to a shorter one",
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"the path of the private directory %s is too long; set "
+				"XDG_RUNTIME_DIR to a shorter one",
 				format_sanitize(dir.path, clean, sizeof(clean)));
-		return EXIT_FAILURE;
 	}
 
 	/* Signals wait, blocked, until wait_child() takes them; CMD gets the mask and the
@@ -358,20 +357,21 @@ int exec_run(const struct globals *g, int argc, char **argv)
 	explicit_bzero(&env, sizeof(env));
 	if (pid < 0) {
 		r = -errno;
-		cli_say("cannot start '%s': %s; close other programs and try again",
+		ex = cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot start '%s': %s; close other programs and try again",
 				format_sanitize(cmd[0], clean, sizeof(clean)), strerror(-r));
-		ex = EXIT_FAILURE;
 	} else {
 		ex = wait_child(pid, &set);
 	}
 
 	r = privdir_remove(&dir);
 	if (r < 0) {
-		cli_say("cannot remove %s, which may hold a copy of the token: %s; remove it by "
-			"hand",
+		r = cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot remove %s, which may hold a copy of the token: %s; remove "
+				"it by hand",
 				format_sanitize(dir.path, clean, sizeof(clean)), strerror(-r));
 		if (ex == 0)
-			ex = EXIT_FAILURE;
+			ex = r;
 	}
 	/* The signals stay blocked: we exit next, and one arriving now must not take the place
 	 * of CMD's status. */

@@ -1,5 +1,5 @@
 /* What the client prints: the token in the formats "get" offers, the human summary of
- * "status", durations, and one-line hints for daemon error codes. */
+ * "status", durations. */
 #pragma once
 
 #include <stdbool.h>
@@ -115,7 +115,3 @@ const char *format_kind_words(const char *kind);
  * error, retries (when > 0), a login in flight, and a hint line for a state that needs the
  * user. Returns 0, or -EBADMSG when r has no string "state". */
 int format_status(FILE *f, const struct reply_read *r, long long now);
-
-/* Returns a static one-line hint on what to do about daemon error err, answered to a request
- * op (the hints for a login differ from those for a get). */
-const char *format_error_hint(enum proto_error err, enum proto_op op);

@@ -44,8 +44,8 @@ int identity_resolve(const struct globals *g, struct identity *ret)
 		if (q != 0)
 			return q;
 		free(path);
-		cli_say("cannot find the daemon's socket: %s; try again", strerror(-r));
-		return EXIT_FAILURE;
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot find the daemon's socket: %s; try again", strerror(-r));
 	}
 	*ret = (struct identity){.socket = path, .profile = profile};
 	return 0;
@@ -236,10 +236,9 @@ int identity_run_whoami(const struct globals *g, int argc, char **argv)
 				format_sanitize(w.state_p ? w.state_p : "no state", state,
 						sizeof(state)));
 	identity_done(&id);
-	if (r < 0) {
-		cli_say("cannot write the daemon's answer as JSON; check that regscale-token and "
-			"regscale-tokend are the same version");
-		return EXIT_FAILURE;
-	}
+	if (r < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"cannot write the daemon's answer as JSON; check that "
+				"regscale-token and regscale-tokend are the same version");
 	return none ? EXIT_NO_TOKEN : EXIT_SUCCESS;
 }

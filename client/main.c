@@ -45,6 +45,7 @@ static const char get_usage[] =
 	"the exit is 4. Without a token yet (the daemon just started or reloaded and is\n"
 	"logging in) get waits for that login, up to --wait too.\n"
 	"DURATION is a whole number of seconds, alone or followed by s, m, h or d.\n"
+	"  --json  the same as --format json; any error as a JSON object on stdout\n"
 	"See 'regscale-token --help' for the options before the command and exit codes.\n";
 
 static const char status_usage[] =
@@ -55,12 +56,15 @@ static const char status_usage[] =
 	"version, pid and uptime, and the socket and profile used; --json prints the daemon's\n"
 	"reply line with \"socket\" and \"profile\" added. Exits 0 whenever the\n"
 	"daemon reported a state, including \"expired\", \"no_token\" and\n"
-	"\"credentials_rejected\".\n";
+	"\"credentials_rejected\". With --json any error is a JSON object on stdout too.\n"
+	"See 'regscale-token --help' for the options before the command and exit codes.\n";
 
 static const char ping_usage[] =
 	"Usage: regscale-token [OPTIONS] ping [--json]\n"
 	"\n"
-	"Check that the daemon answers; prints \"pong\".\n";
+	"Check that the daemon answers; prints \"pong\". --json prints the daemon's reply line,\n"
+	"and any error as a JSON object on stdout.\n"
+	"See 'regscale-token --help' for the options before the command and exit codes.\n";
 /* clang-format on */
 
 static int run_get(const struct globals *g, int argc, char **argv)
@@ -117,6 +121,8 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	}
 	if (c < 0)
 		return ex;
+	if (cli_json())
+		fmt = FORMAT_JSON;
 	/* The JSON names the socket used: resolved once, and that one used. */
 	if (fmt == FORMAT_JSON) {
 		r = identity_resolve(g, &id);
@@ -144,15 +150,15 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	}
 	connect_reply_done(&rep);
 	identity_done(&id);
-	if (r == -EBADMSG) {
-		cli_say("the daemon's reply cannot be printed in that format; check that "
-			"regscale-token and regscale-tokend are the same version");
-		return EXIT_FAILURE;
-	}
-	if (r < 0) {
-		cli_say("cannot write the token to standard output: %s", strerror(-r));
-		return EXIT_FAILURE;
-	}
+	if (r == -EBADMSG)
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the daemon's reply cannot be printed in that format; check that "
+				"regscale-token and regscale-tokend are the same version");
+	if (r < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+				"cannot write the token to standard output: %s; check where it "
+				"goes",
+				strerror(-r));
 	return EXIT_SUCCESS;
 }
 
@@ -177,10 +183,11 @@ static int run_status(const struct globals *g, int argc, char **argv)
 	if (cli_json()) {
 		r = identity_write_json(STDOUT_FILENO, rep.line, rep.len, &id);
 		if (r < 0 && r != -EBADMSG) {
-			cli_say("cannot write to standard output: %s", strerror(-r));
 			connect_reply_done(&rep);
 			identity_done(&id);
-			return EXIT_FAILURE;
+			return cli_fail(EXIT_FAILURE, CLI_E_LOCAL,
+					"cannot write to standard output: %s; check where it goes",
+					strerror(-r));
 		}
 	} else {
 		r = format_status(stdout, &rep.r, (long long)time(NULL));
@@ -189,11 +196,10 @@ static int run_status(const struct globals *g, int argc, char **argv)
 	}
 	connect_reply_done(&rep);
 	identity_done(&id);
-	if (r < 0) {
-		cli_say("the daemon's status reply has no \"state\"; check that regscale-token and "
-			"regscale-tokend are the same version");
-		return EXIT_FAILURE;
-	}
+	if (r < 0)
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the daemon's status reply has no \"state\"; check that "
+				"regscale-token and regscale-tokend are the same version");
 	return EXIT_SUCCESS;
 }
 
@@ -209,15 +215,19 @@ static int run_ping(const struct globals *g, int argc, char **argv)
 	if (r != 0)
 		return r;
 	ok = reply_read_bool(&rep.r, PROTO_F_PONG, &pong) == 0 && pong;
+	if (ok && cli_json())
+		cli_print_reply(&rep);
 	connect_reply_done(&rep);
-	if (!ok) {
-		cli_say("the daemon's ping reply has no \"pong\"; check that regscale-token and "
-			"regscale-tokend are the same version");
-		return EXIT_FAILURE;
-	}
-	puts("pong");
+	if (!ok)
+		return cli_fail(EXIT_FAILURE, CLI_E_BAD_REPLY,
+				"the daemon's ping reply has no \"pong\"; check that "
+				"regscale-token and regscale-tokend are the same version");
+	if (!cli_json())
+		puts("pong");
 	return EXIT_SUCCESS;
 }
+
+static int run_help(const struct globals *g, int argc, char **argv);
 
 static const struct command {
 	const char *name;
@@ -231,9 +241,40 @@ static const struct command {
 		{"logout", session_run_logout},
 		{"refresh", session_run_refresh},
 		{"ping", run_ping},
+		{"help", run_help},
 };
 
-#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh or ping"
+#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh, ping or help"
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* "help [COMMAND]": the global help, or what "COMMAND --help" prints. */
+static int run_help(const struct globals *g, int argc, char **argv)
+{
+	char *help_argv[] = {NULL, (char *)"--help", NULL};
+	const struct command *cmd;
+	char clean[128];
+
+	if (argc > 2)
+		return cli_usage_error("'help' takes one command");
+	cmd = argc == 2 ? find_command(argv[1]) : NULL;
+	if (argc == 2 && !cmd)
+		return cli_usage_error("no command '%s' (" COMMAND_LIST ")",
+				format_sanitize(argv[1], clean, sizeof(clean)));
+	if (!cmd || cmd->run == run_help) {
+		cli_print_usage();
+		return EXIT_SUCCESS;
+	}
+	help_argv[0] = (char *)cmd->name;
+	optind = 0;
+	return cmd->run(g, 2, help_argv);
+}
 
 /* Parses --timeout SECONDS (fractions allowed) into milliseconds, rounding up. */
 static int parse_timeout(const char *s, int64_t *ret_ms)
@@ -264,9 +305,11 @@ static int run(int argc, char **argv)
 			{0},
 	};
 	struct globals g = {.timeout_ms = 0};
+	const struct command *cmd;
 	char clean[128];
 	int c;
 
+	cli_json_scan(argc, argv);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:p:hV", opts, NULL)) != -1) {
 		switch (c) {
@@ -299,7 +342,7 @@ static int run(int argc, char **argv)
 			g.daemon_user = optarg;
 			break;
 		case 'h':
-			fputs(cli_usage_text, stdout);
+			cli_print_usage();
 			return EXIT_SUCCESS;
 		case 'V':
 			puts("regscale-token " RT_VERSION);
@@ -311,13 +354,12 @@ static int run(int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("missing command (" COMMAND_LIST ")");
 
-	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-		if (strcmp(argv[optind], commands[i].name) != 0)
-			continue;
+	cmd = find_command(argv[optind]);
+	if (cmd) {
 		argc -= optind;
 		argv += optind;
 		optind = 0; /* start over on the command's own arguments */
-		return commands[i].run(&g, argc, argv);
+		return cmd->run(&g, argc, argv);
 	}
 	return cli_usage_error("unknown command '%s' (" COMMAND_LIST ")",
 			format_sanitize(argv[optind], clean, sizeof(clean)));

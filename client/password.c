@@ -101,11 +101,12 @@ static int read_chunk(int fd, char *buf, size_t size, size_t *len)
 	return *len >= size - 1 ? -EMSGSIZE : 0;
 }
 
-/* One attempt at the prompt with echo off. Signals from tty_signals are blocked except while
- * waiting in ppoll(), so none can slip in between a check and a blocking read. When one was
- * caught, the terminal, the handlers and the mask are restored and *ret_sig names it. */
-static int read_tty_once(
-		int fd, const char *prompt, char *buf, size_t size, size_t *ret_len, int *ret_sig)
+/* One attempt at the prompt with echo off; with raw, in non-canonical mode. Signals from
+ * tty_signals are blocked except while waiting in ppoll(), so none can slip in between a check
+ * and a blocking read. When one was caught, the terminal, the handlers and the mask are
+ * restored and *ret_sig names it. */
+static int read_tty_once(int fd, const char *prompt, bool raw, char *buf, size_t size,
+		size_t *ret_len, int *ret_sig)
 {
 	struct sigaction sa = {.sa_handler = on_signal}, old[ELEMENTSOF(tty_signals)];
 	bool installed[ELEMENTSOF(tty_signals)] = {false};
@@ -145,7 +146,14 @@ static int read_tty_once(
 	}
 	quiet = saved;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-	quiet.c_lflag |= ICANON;
+	if (raw) {
+		/* A canonical line holds at most 4095 bytes; the rest would be dropped. */
+		quiet.c_lflag &= ~(tcflag_t)ICANON;
+		quiet.c_cc[VMIN] = 1;
+		quiet.c_cc[VTIME] = 0;
+	} else {
+		quiet.c_lflag |= ICANON;
+	}
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
 		r = -errno;
 		goto out;
@@ -198,7 +206,7 @@ out:
 	return 0;
 }
 
-int password_read_tty(const char *prompt, char *buf, size_t size, size_t *ret_len)
+static int read_tty(const char *prompt, bool raw, char *buf, size_t size, size_t *ret_len)
 {
 	_cleanup_(closep) int fd = -EBADF;
 
@@ -209,7 +217,7 @@ int password_read_tty(const char *prompt, char *buf, size_t size, size_t *ret_le
 		return errno == ENOENT || errno == ENODEV ? -ENXIO : -errno;
 
 	for (;;) {
-		int sig, r = read_tty_once(fd, prompt, buf, size, ret_len, &sig);
+		int sig, r = read_tty_once(fd, prompt, raw, buf, size, ret_len, &sig);
 
 		if (sig == 0) {
 			if (r == -EMSGSIZE)
@@ -224,6 +232,26 @@ int password_read_tty(const char *prompt, char *buf, size_t size, size_t *ret_le
 		if (tcgetpgrp(fd) != getpgrp())
 			return -EIO;
 	}
+}
+
+int password_read_tty(const char *prompt, char *buf, size_t size, size_t *ret_len)
+{
+	return read_tty(prompt, false, buf, size, ret_len);
+}
+
+int password_read_tty_long(const char *prompt, char *buf, size_t size, size_t *ret_len)
+{
+	return read_tty(prompt, true, buf, size, ret_len);
+}
+
+bool password_have_tty(void)
+{
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
 }
 
 int password_read_fd(int fd, char *buf, size_t size, size_t *ret_len)

@@ -1,5 +1,5 @@
-/* Reading a password for "login", and the memory that holds it: never argv, never the
- * environment, never stdio buffers or the ordinary heap. */
+/* Reading a password, a pasted token or a one-time code for "login", and the memory that
+ * holds them: never argv, never the environment, never stdio buffers or the ordinary heap. */
 #pragma once
 
 #include <stdbool.h>
@@ -33,6 +33,14 @@ void locked_free(struct locked *m);
  * continued while still in the background, -EINTR when a signal was caught and did not end
  * the process, or another -errno. buf is wiped on failure. */
 int password_read_tty(const char *prompt, char *buf, size_t size, size_t *ret_len);
+
+/* Reads a line as password_read_tty() does, but in non-canonical mode, so that it may be
+ * longer than the 4095 bytes a terminal line holds (a pasted token); there is no line editing.
+ * Returns what password_read_tty() returns. */
+int password_read_tty_long(const char *prompt, char *buf, size_t size, size_t *ret_len);
+
+/* Returns true if the process has a terminal to prompt on (/dev/tty opens). */
+bool password_have_tty(void);
 
 /* Reads one line from fd without buffering past it, into buf[0..size) (NUL-terminated,
  * "\n" or "\r\n" removed; a last line without newline counts); returns 0 and the length in

@@ -183,7 +183,8 @@ def test_reader_gets_but_cannot_change(shared, config):
                       (["login", "--username", "mallory"], "not-the-password\n")):
         rc, out, err, pid = client_as(d, "nobody", "nogroup", *args, input=inp, timeout=30)
         assert rc == 5, (args, rc, out, err)
-        assert "permission" in err, (args, err)
+        # One line: the daemon's cause, the client's action (no error code: --json has it).
+        assert "admin_users" in err and err.count("\n") == 1, (args, err)
         assert d.get_token() == d.token, args
         line = "client pid %d uid %d: %s refused: permission_denied" % (pid, NOBODY, args[0])
         assert d.log_text().count(line) == 1, d.log_text()
@@ -215,7 +216,9 @@ def test_other_uid_refused_with_one_log_line(shared):
     d = shared("allow_users = nobody\n")
     rc, out, err, pid = client_as(d, "daemon", "daemon", "get")
     assert rc == 5 and out == "", (rc, out, err)
-    assert "permission_denied" in err
+    assert "may not use the daemon" in err and "allow_users" in err, err
+    rc, out, err, _ = client_as(d, "daemon", "daemon", "get", "--json")
+    assert rc == 5 and err == "" and json.loads(out)["error"] == "permission_denied", (out, err)
     assert wait_until(lambda: refusals(d), 2.0)
     assert refusals(d) == [(str(pid), str(DAEMON_UID), "regscale-token")], d.log_text()
     # The wire form: one permission_denied line, then the end of the connection.

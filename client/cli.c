@@ -111,6 +111,7 @@ static const char usage_notes[] =
 	"      --daemon-user USER Also trust a socket served by USER (name or uid). Only\n"
 	"                         root's, yours and " CLI_SERVICE_USER "'s are trusted\n"
 	"                         by default: others get no request (exit 5).\n"
+	"      --json             Output and errors as JSON, as each command's --json.\n"
 	"  -h, --help             Show this help and exit.\n"
 	"  -V, --version          Show the version and exit.\n"
 	"\n"

@@ -302,6 +302,8 @@ static int run(int argc, char **argv)
 			{"daemon-user", required_argument, NULL, 'u'},
 			{"help", no_argument, NULL, 'h'},
 			{"version", no_argument, NULL, 'V'},
+			/* Before the command too: "regscale-token --json status" is what people type. */
+			CLI_JSON_OPTION,
 			{0},
 	};
 	struct globals g = {.timeout_ms = 0};
@@ -336,6 +338,8 @@ static int run(int argc, char **argv)
 						format_sanitize(optarg, clean, sizeof(clean)),
 						CLI_MAX_TIMEOUT_S);
 			break;
+		case 'j':
+			break; /* cli_json_scan() saw it */
 		case 'u':
 			if (!*optarg)
 				return cli_usage_error("the --daemon-user name is empty");

@@ -302,3 +302,18 @@ def test_status_json_prints_reply(workdir, fake):
     rc, out, err = client_at(workdir, f.path, "status", "--json")
     assert json.loads(out) == dict(s, socket=f.path, profile=None)
     assert json.loads(f.requests[0])["op"] == "status"
+
+
+def test_json_before_the_command(workdir, fake):
+    # "regscale-token --json status" is what people type: the same as "status --json", and
+    # its errors are JSON too.
+    s = {"ok": True, "v": 1, "state": "no_token", "message": "no token held"}
+    f = fake(json.dumps(s).encode() + b"\n")
+    rc, out, err = run_client(["--socket", f.path, "--json", "status"], base_env(workdir))
+    assert rc == 0 and err == "", (rc, out, err)
+    assert json.loads(out)["state"] == "no_token"
+    rc, out, err = run_client(["--json", "--socket", os.path.join(workdir, "none.sock"),
+                               "get"], base_env(workdir))
+    assert rc == 3 and err == "", (rc, out, err)
+    reply = json.loads(out)
+    assert reply["ok"] is False and reply["error"] == "unreachable" and reply["exit"] == 3

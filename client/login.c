@@ -45,12 +45,15 @@ static void login_done(struct login *l)
 	locked_free(&l->code);
 }
 
-/* The user a login is for: --username, else the daemon's configured one, which status names
- * only as the user of a password login's token (a pasted token's user may be another). */
+/* The user a login is for: --username, else the daemon's configured one (status says whom);
+ * from an older daemon that does not, the user of a password login's token (a pasted
+ * token's user may be another). */
 static const char *user_of(const struct login *l)
 {
 	if (l->username)
 		return l->username;
+	if (l->info.configured[0])
+		return l->info.configured;
 	return strcmp(l->info.kind, PROTO_KIND_LOGIN) == 0 ? l->info.username : "";
 }
 

@@ -110,6 +110,8 @@ int session_ask_info(struct session_conn *c, struct session_info *info)
 		copy_field(&rep.r, PROTO_F_USERNAME, info->username, sizeof(info->username));
 		copy_field(&rep.r, PROTO_F_USER_ID, info->user_id, sizeof(info->user_id));
 		copy_field(&rep.r, PROTO_F_KIND, info->kind, sizeof(info->kind));
+		copy_field(&rep.r, PROTO_F_CONFIGURED_USER, info->configured,
+				sizeof(info->configured));
 	}
 	connect_reply_done(&rep);
 	return 0;

@@ -56,6 +56,7 @@ struct session_info {
 	char username[PROTO_MAX_USERNAME + 1];
 	char user_id[128];
 	char kind[16];
+	char configured[PROTO_MAX_USERNAME + 1]; /* whom a login without --username is for */
 };
 
 /* Asks the daemon's status on c to fill *info. Returns 0 (an error reply leaves *info

@@ -116,6 +116,7 @@ int proto_state_from_name(const char *name);
 #define PROTO_F_VERSION         "version"
 #define PROTO_F_PID             "pid"
 #define PROTO_F_UPTIME          "uptime"
+#define PROTO_F_CONFIGURED_USER "configured_username"
 
 /* Error codes. Stable: scripts match on the string form, never on the number. */
 enum proto_error {

@@ -540,6 +540,19 @@ def test_password_prompt_names_user_and_url(lg):
     assert out.startswith("logged in as %s (user id " % USERNAME), out
 
 
+def test_password_prompt_names_the_configured_user_without_a_token(lg):
+    # The configured password is wrong: no token, so only status's configured_username
+    # can name whom a login is for.
+    srv = lg.server(users=USERS)
+    d = lg.daemon(srv, password="not-the-password")
+    d.wait_state(["credentials_rejected"], timeout=10)
+    p = pty_client(d, "login")
+    p.expect("RegScale password for %s at %s: " % (USERNAME, srv.url))
+    p.type(PASSWORD + "\r")
+    rc, out, err, screen = p.finish()
+    assert rc == 0, (rc, out, screen)
+
+
 def test_password_prompt_with_username_option(lg):
     srv = lg.server(users=USERS)
     d = lg.daemon(srv, username=None, password=None)

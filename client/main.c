@@ -302,7 +302,8 @@ static int run(int argc, char **argv)
 			{"daemon-user", required_argument, NULL, 'u'},
 			{"help", no_argument, NULL, 'h'},
 			{"version", no_argument, NULL, 'V'},
-			/* Before the command too: "regscale-token --json status" is what people type. */
+			/* Before the command too: "regscale-token --json status" is what people
+			   type. */
 			CLI_JSON_OPTION,
 			{0},
 	};

@@ -46,7 +46,7 @@ static enum lc_get fail_no_token(const struct lifecycle *lc, const struct lc_tim
 				lc->last_error[0] ? "; " : "",
 				lc->last_error[0] ? lc->last_error
 				: lc->id.mfa      ? "an MFA login cannot be renewed: run "
-						    "'regscale-token login --mfa CODE'"
+						    "'regscale-token login --mfa'"
 				: lc->tok.pasted  ? "a pasted token cannot be renewed: paste a new "
 						    "one "
 						    "with 'regscale-token login --token'"
@@ -252,7 +252,8 @@ char *lifecycle_status_line(
 		snprintf(buf + n, size - n, "; %s", lc->last_error);
 	else if (lc->id.mfa && lc_token_valid(&lc->tok, now))
 		snprintf(buf + n, size - n,
-				"; an MFA login: run 'regscale-token login --mfa CODE' before "
+				"; an MFA login: run 'regscale-token refresh' (it asks for a code) "
+				"before "
 				"then");
 	else if (lc->tok.pasted && lc_token_valid(&lc->tok, now))
 		snprintf(buf + n, size - n,

@@ -449,7 +449,7 @@ static void identity_failed(struct lifecycle *lc, struct slot *s, enum helper_ou
 		snprintf(lc->last_error, sizeof(lc->last_error),
 				"login failed: %s; an MFA login is not retried: run "
 				"'regscale-token "
-				"login --mfa CODE' again",
+				"login --mfa' again",
 				msg);
 		log_warning("%s", lc->last_error);
 	} else {
@@ -541,7 +541,14 @@ static void candidate_login_done(
 		log_warning("login as \"%s\" failed: %s; keeping the current credentials and "
 			    "token",
 				user, msg);
-		lc_slot_finish(s, error_of(outcome), "%s", msg);
+		if (outcome == HELPER_REJECTED)
+			lc_slot_finish(s, error_of(outcome),
+					"RegScale rejected the credentials (%s)", msg);
+		else if (outcome == HELPER_MFA_REQUIRED)
+			lc_slot_finish(s, error_of(outcome),
+					"RegScale asks for a one-time MFA code (%s)", msg);
+		else
+			lc_slot_finish(s, error_of(outcome), "%s", msg);
 		lc_identity_clear(&lc->candidate);
 		return;
 	}

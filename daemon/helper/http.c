@@ -238,12 +238,11 @@ static void classify_http(CURL *c, const struct helper_request *req, const struc
 		char why[128];
 
 		helper_response_error_message(b->data, b->len, why, sizeof(why));
+		/* The daemon says what was refused; the server's own words say why. */
 		if (!req->validate && req->mfa.len == 0 && helper_response_wants_mfa(why))
-			helper_answer_set(a, HELPER_MFA_REQUIRED,
-					"HTTP %ld, RegScale asks for an MFA code: %s", s, why);
+			helper_answer_set(a, HELPER_MFA_REQUIRED, "HTTP %ld: %s", s, why);
 		else if (why[0])
-			helper_answer_set(a, HELPER_REJECTED, "HTTP %ld, %s rejected: %s", s,
-					req->validate ? "token" : "credentials", why);
+			helper_answer_set(a, HELPER_REJECTED, "HTTP %ld: %s", s, why);
 		else
 			helper_answer_set(a, HELPER_REJECTED, "HTTP %ld, %s rejected", s,
 					req->validate ? "token" : "credentials");

@@ -222,14 +222,19 @@ char *lifecycle_status_line(
 		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
 {
 	const char *kind = kind_of(&lc->tok);
-	/* A name means more to a person than a GUID; status shows both on their own lines. */
-	const char *user = lc->id.username              ? lc->id.username
+	/* A name means more to a person than a GUID: both when both are known. */
+	const char *name = lc->id.username              ? lc->id.username
 			   : lc->tok.claims.username[0] ? lc->tok.claims.username
-			   : lc->tok.claims.user_id[0]  ? lc->tok.claims.user_id
-							: "unknown user";
+							: NULL;
+	const char *id = lc->tok.claims.user_id;
+	char user[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID];
 	char when[64], in[32];
 	size_t n;
 
+	if (name && id[0] && strcmp(name, id) != 0)
+		snprintf(user, sizeof(user), "%s (%s)", name, id);
+	else
+		snprintf(user, sizeof(user), "%s", name ? name : id[0] ? id : "unknown user");
 	format_utc(lc->tok.expires_wall, when, sizeof(when));
 	if (!lc->tok.sealed)
 		snprintf(buf, size, "no token");

@@ -205,12 +205,22 @@ def test_exec_default_min_valid_is_15_minutes(daemons):
 # --- signals -------------------------------------------------------------------------------
 
 
+def default_signals():
+    """Gives the client the default action for the signals it forwards, as a terminal's shell
+    does. The suite may run under nohup (SIGHUP ignored) or as a background job (SIGINT
+    ignored): an ignored signal is never delivered, so there is nothing to forward, and sh
+    may not trap a signal that was ignored when it started."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_exec(daemon, script, env=None):
     """Starts `regscale-token exec -- sh -c script` with stdout piped; returns the Popen once
     the script printed its first line (returned too)."""
     p = subprocess.Popen([CLIENT, "--socket", daemon.socket, "exec", "--", "sh", "-c", script],
                          env=daemon.environment(env), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=default_signals)
     first = p.stdout.readline().decode()
     assert first, "the command printed nothing; stderr: %r" % p.stderr.read()
     return p, first.strip()

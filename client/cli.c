@@ -8,6 +8,7 @@
 
 #include "client/cli.h"
 #include "client/format.h"
+#include "common/duration.h"
 #include "common/util.h"
 #include "proto/jsonw.h"
 #include "proto/reply_read.h"
@@ -278,6 +279,33 @@ int cli_simple_options(int argc, char **argv, const char *usage, int *ret_exit)
 
 	/* No option of its own comes back: only 0 or -ECANCELED. */
 	return cli_getopt(argc, argv, opts, usage, ret_exit);
+}
+
+int cli_wait_option(int c, const char *arg, long long *min_valid, long long *wait)
+{
+	uint64_t seconds;
+	char clean[64];
+
+	format_sanitize(arg, clean, sizeof(clean));
+	if (c == 'm') {
+		if (duration_parse(arg, CLI_MAX_MIN_VALID_S, &seconds) < 0) {
+			cli_usage_error("invalid --min-valid '%s' (a DURATION such as 30, 30s, "
+					"10m, "
+					"1h or 2d, at most 366d)",
+					clean);
+			return -EINVAL;
+		}
+		*min_valid = (long long)seconds;
+		return 0;
+	}
+	if (duration_parse(arg, PROTO_MAX_WAIT_SEC, &seconds) < 0) {
+		cli_usage_error("invalid --wait '%s' (a DURATION such as 30, 30s or 2m, at most "
+				"5m)",
+				clean);
+		return -EINVAL;
+	}
+	*wait = (long long)seconds;
+	return 0;
 }
 
 int64_t cli_timeout(const struct globals *g, int64_t default_ms)

@@ -140,6 +140,11 @@ int cli_getopt_operands(
  * printed, or a usage error said). */
 int cli_simple_options(int argc, char **argv, const char *usage, int *ret_exit);
 
+/* Parses the argument of --min-valid (c 'm', into *min_valid) or --wait (c 'w', into *wait),
+ * a DURATION, as get and exec take them. Returns 0, or -EINVAL once the usage error was
+ * said. */
+int cli_wait_option(int c, const char *arg, long long *min_valid, long long *wait);
+
 /* Returns the budget for an exchange: --timeout when given, else default_ms. */
 int64_t cli_timeout(const struct globals *g, int64_t default_ms);
 

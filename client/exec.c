@@ -9,7 +9,6 @@
 #include "client/exec.h"
 #include "client/format.h"
 #include "client/privdir.h"
-#include "common/duration.h"
 #include "common/util.h"
 #include "proto/jsonw.h"
 
@@ -274,7 +273,6 @@ int exec_run(const struct globals *g, int argc, char **argv)
 	struct format_env env;
 	sigset_t set, old_mask;
 	const char *token;
-	uint64_t seconds;
 	char **cmd;
 	size_t len;
 	pid_t pid;
@@ -283,20 +281,9 @@ int exec_run(const struct globals *g, int argc, char **argv)
 	while ((c = cli_getopt_operands(argc, argv, opts, exec_usage, &ex)) > 0) {
 		switch (c) {
 		case 'm':
-			if (duration_parse(optarg, CLI_MAX_MIN_VALID_S, &seconds) < 0)
-				return cli_usage_error(
-						"invalid --min-valid '%s' (a DURATION such as "
-						"30, 30s, 10m, 1h or 2d, at most 366d)",
-						format_sanitize(optarg, clean, sizeof(clean)));
-			min_valid = (long long)seconds;
-			break;
 		case 'w':
-			if (duration_parse(optarg, PROTO_MAX_WAIT_SEC, &seconds) < 0)
-				return cli_usage_error(
-						"invalid --wait '%s' (a DURATION such as 30, "
-						"30s or 2m, at most 5m)",
-						format_sanitize(optarg, clean, sizeof(clean)));
-			wait = (long long)seconds;
+			if (cli_wait_option(c, optarg, &min_valid, &wait) < 0)
+				return EXIT_USAGE;
 			break;
 		}
 	}

@@ -200,11 +200,25 @@ static void whoami_text(const struct whoami *w)
 		printf("%s%s\n", who, notes);
 }
 
+int identity_status(const struct globals *g, struct identity *ret_id, struct connect_reply *rep)
+{
+	struct globals here;
+	int r;
+
+	r = identity_resolve(g, ret_id);
+	if (r != 0)
+		return r;
+	here = identity_globals(g, ret_id);
+	r = cli_call_simple(&here, PROTO_OP_STATUS, CLI_TIMEOUT_MS, rep);
+	if (r != 0)
+		identity_done(ret_id);
+	return r;
+}
+
 int identity_run_whoami(const struct globals *g, int argc, char **argv)
 {
 	struct identity id;
 	struct connect_reply rep;
-	struct globals here;
 	struct whoami w;
 	char clean[256], state[64];
 	bool none;
@@ -212,15 +226,9 @@ int identity_run_whoami(const struct globals *g, int argc, char **argv)
 
 	if (cli_simple_options(argc, argv, whoami_usage, &ex) < 0)
 		return ex;
-	r = identity_resolve(g, &id);
+	r = identity_status(g, &id, &rep);
 	if (r != 0)
 		return r;
-	here = identity_globals(g, &id);
-	r = cli_call_simple(&here, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
-	if (r != 0) {
-		identity_done(&id);
-		return r;
-	}
 	whoami_read(&rep.r, &w);
 	connect_reply_done(&rep);
 	/* No kind and no user: the daemon holds no token, expired or not. */

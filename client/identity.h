@@ -23,6 +23,11 @@ void identity_done(struct identity *id);
 /* Returns a copy of g that uses id's socket, so that a request goes where id says. */
 struct globals identity_globals(const struct globals *g, const struct identity *id);
 
+/* Resolves the socket (identity_resolve()) and asks the daemon there for its status. Returns 0
+ * with *ret_id (identity_done()) and *rep (an "ok" reply, connect_reply_done()), or the exit
+ * code after saying what went wrong (nothing to release then). */
+int identity_status(const struct globals *g, struct identity *ret_id, struct connect_reply *rep);
+
 /* Writes the reply line[0..len) (a JSON object) to fd with "socket" and "profile" (null for
  * none) added before its final '}', and a newline. The line goes out with writev(2), never
  * through a buffer of ours, so it may hold the token. Returns 0, -EBADMSG when the line does

@@ -16,7 +16,6 @@
 #include "client/format.h"
 #include "client/identity.h"
 #include "client/session.h"
-#include "common/duration.h"
 #include "common/util.h"
 
 #ifndef RT_VERSION
@@ -80,7 +79,6 @@ static int run_get(const struct globals *g, int argc, char **argv)
 	};
 	char clean[64];
 	long long min_valid = -1, wait = -1;
-	uint64_t seconds;
 	struct identity id = {.socket = NULL};
 	struct globals here = *g;
 	struct connect_reply rep;
@@ -102,20 +100,9 @@ static int run_get(const struct globals *g, int argc, char **argv)
 			fmt = (enum format_token)r;
 			break;
 		case 'm':
-			if (duration_parse(optarg, CLI_MAX_MIN_VALID_S, &seconds) < 0)
-				return cli_usage_error(
-						"invalid --min-valid '%s' (a DURATION such as "
-						"30, 30s, 10m, 1h or 2d, at most 366d)",
-						format_sanitize(optarg, clean, sizeof(clean)));
-			min_valid = (long long)seconds;
-			break;
 		case 'w':
-			if (duration_parse(optarg, PROTO_MAX_WAIT_SEC, &seconds) < 0)
-				return cli_usage_error(
-						"invalid --wait '%s' (a DURATION such as 30, "
-						"30s or 2m, at most 5m)",
-						format_sanitize(optarg, clean, sizeof(clean)));
-			wait = (long long)seconds;
+			if (cli_wait_option(c, optarg, &min_valid, &wait) < 0)
+				return EXIT_USAGE;
 			break;
 		}
 	}
@@ -165,21 +152,14 @@ static int run_get(const struct globals *g, int argc, char **argv)
 static int run_status(const struct globals *g, int argc, char **argv)
 {
 	struct identity id;
-	struct globals here;
 	struct connect_reply rep;
 	int ex, r;
 
 	if (cli_simple_options(argc, argv, status_usage, &ex) < 0)
 		return ex;
-	r = identity_resolve(g, &id);
+	r = identity_status(g, &id, &rep);
 	if (r != 0)
 		return r;
-	here = identity_globals(g, &id);
-	r = cli_call_simple(&here, PROTO_OP_STATUS, CLI_TIMEOUT_MS, &rep);
-	if (r != 0) {
-		identity_done(&id);
-		return r;
-	}
 	if (cli_json()) {
 		r = identity_write_json(STDOUT_FILENO, rep.line, rep.len, &id);
 		if (r < 0 && r != -EBADMSG) {

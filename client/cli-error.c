@@ -81,12 +81,17 @@ void cli_say(const char *fmt, ...)
 	fprintf(stderr, "regscale-token: %s\n", line);
 }
 
+bool cli_progress_wanted(void)
+{
+	return !cli_json() && isatty(STDERR_FILENO);
+}
+
 void cli_progress(const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
 
-	if (cli_json() || !isatty(STDERR_FILENO))
+	if (!cli_progress_wanted())
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

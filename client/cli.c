@@ -450,11 +450,17 @@ int cli_connect(const struct globals *g, const char *path, int64_t timeout_ms, e
 	return 0;
 }
 
+static void slow_note(void *userdata)
+{
+	cli_progress("%s", (const char *)userdata);
+}
+
 int cli_call(const struct globals *g, struct cli_request *req, struct connect_reply *rep)
 {
 	_cleanup_(freep) char *path = NULL;
 	_cleanup_(closep) int fd = -EBADF;
 	int64_t timeout_ms = cli_timeout(g, req->timeout_ms), start = connect_now_ms();
+	struct connect_slow slow = {.note = slow_note, .userdata = (void *)req->slow_note};
 	int r;
 
 	r = cli_socket_path(g, &path);
@@ -465,8 +471,9 @@ int cli_call(const struct globals *g, struct cli_request *req, struct connect_re
 			explicit_bzero(req->line, req->len);
 		return r;
 	}
-	r = connect_exchange(fd, req->line, req->len, req->wipe,
-			timeout_ms - (connect_now_ms() - start), rep);
+	r = connect_exchange_slow(fd, req->line, req->len, req->wipe,
+			timeout_ms - (connect_now_ms() - start),
+			req->slow_note && cli_progress_wanted() ? &slow : NULL, rep);
 	if (r < 0)
 		return cli_fail_transport(path, timeout_ms, r);
 	if (reply_read_error(&rep->r, NULL, 0) != PROTO_OK) {

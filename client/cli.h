@@ -46,10 +46,13 @@ struct globals {
 
 /* One request as cli_call() sends it. */
 struct cli_request {
-	enum proto_op op;   /* what is asked; picks the hints in error messages */
-	char *line;         /* the request line, '\n' included; owned by the caller */
-	size_t len;         /* its length */
-	bool wipe;          /* the line holds a secret: wipe it as soon as it is sent */
+	enum proto_op op; /* what is asked; picks the hints in error messages */
+	char *line;       /* the request line, '\n' included; owned by the caller */
+	size_t len;       /* its length */
+	bool wipe;        /* the line holds a secret: wipe it as soon as it is sent */
+	/* When not NULL: the progress line (cli_progress()) printed once the reply is slow,
+	 * i.e. the daemon waits for RegScale. */
+	const char *slow_note;
 	int64_t timeout_ms; /* the command's default budget; --timeout overrides it */
 };
 
@@ -84,6 +87,9 @@ void cli_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints one line, text as it is, on stderr while the command waits, when stderr is a
  * terminal and --json was not given: a person sees what is going on, a script nothing. */
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Returns true if cli_progress() prints: stderr is a terminal and --json was not given. */
+bool cli_progress_wanted(void);
 
 /* Says a usage error as cli_fail() does, with the action "try 'regscale-token CMD --help'"
  * for the command being run (or the global help), and returns EXIT_USAGE. */

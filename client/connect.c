@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -173,14 +174,29 @@ static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
 
 /* Reads until b holds a complete line. Returns 0, or -errno as connect_exchange()
  * documents. */
-static int recv_line(int fd, struct linebuf *b, int64_t deadline, char **ret_line, size_t *ret_len)
+static int recv_line(int fd, struct linebuf *b, int64_t deadline, const struct connect_slow *slow,
+		char **ret_line, size_t *ret_len)
 {
+	int64_t slow_at = slow ? connect_now_ms() + CONNECT_SLOW_MS : INT64_MAX;
+
 	for (;;) {
 		ssize_t n;
 		int r;
 
 		if (linebuf_peek(b, ret_line, ret_len) > 0)
 			return 0;
+		if (slow_at < deadline) {
+			/* Waiting for the first byte: past CONNECT_SLOW_MS, say why, once. */
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			int64_t left = slow_at - connect_now_ms();
+
+			r = poll(&p, 1, left > 0 ? (int)left : 0);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r == 0)
+				slow->note(slow->userdata);
+			slow_at = INT64_MAX;
+		}
 		r = set_timeout(fd, SO_RCVTIMEO, deadline);
 		if (r < 0)
 			return r;
@@ -227,6 +243,12 @@ int connect_open(const char *path, int64_t timeout_ms, int *ret_fd)
 int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
 		struct connect_reply *ret)
 {
+	return connect_exchange_slow(fd, req, len, wipe, timeout_ms, NULL, ret);
+}
+
+int connect_exchange_slow(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
+		const struct connect_slow *slow, struct connect_reply *ret)
+{
 	int64_t deadline = connect_now_ms() + timeout_ms;
 	struct connect_reply rep = {.line = NULL};
 	char *line;
@@ -242,7 +264,7 @@ int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_m
 		return send_r;
 
 	linebuf_init(&rep.buf, PROTO_MAX_LINE);
-	r = recv_line(fd, &rep.buf, deadline, &line, &line_len);
+	r = recv_line(fd, &rep.buf, deadline, slow, &line, &line_len);
 	if (r < 0) {
 		if (send_r < 0 && r == -ECONNRESET)
 			r = send_r;

@@ -53,6 +53,21 @@ int connect_open(const char *path, int64_t timeout_ms, int *ret_fd);
 int connect_exchange(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
 		struct connect_reply *ret);
 
+/* Called once when a reply takes longer than CONNECT_SLOW_MS (the daemon waits for RegScale):
+ * the moment to tell a person why nothing happens yet. */
+struct connect_slow {
+	void (*note)(void *userdata);
+	void *userdata;
+};
+
+/* How long a reply may take before connect_slow's note is called, milliseconds. */
+#define CONNECT_SLOW_MS 400
+
+/* connect_exchange(), calling slow->note (when slow is not NULL) once the reply has taken
+ * CONNECT_SLOW_MS. */
+int connect_exchange_slow(int fd, char *req, size_t len, bool wipe, int64_t timeout_ms,
+		const struct connect_slow *slow, struct connect_reply *ret);
+
 /* Reads who serves the socket fd is connected to, as the kernel recorded it (SO_PEERCRED:
  * the process that called listen(), the service manager for a socket it passed on). Returns
  * 0 and *ret, or -errno. */

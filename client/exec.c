@@ -70,10 +70,11 @@ static const char exec_usage[] =
 /* clang-format on */
 
 int exec_get_token(const struct globals *g, long long min_valid, long long wait,
-		struct connect_reply *rep, const char **ret_token, size_t *ret_len)
+		const char *slow_note, struct connect_reply *rep, const char **ret_token,
+		size_t *ret_len)
 {
 	char buf[GET_REQUEST_MAX];
-	struct cli_request req = {.op = PROTO_OP_GET, .line = buf};
+	struct cli_request req = {.op = PROTO_OP_GET, .line = buf, .slow_note = slow_note};
 	const char *token;
 	struct jsonw w;
 	size_t len;
@@ -266,7 +267,7 @@ int exec_run(const struct globals *g, int argc, char **argv)
 			{0},
 	};
 	long long min_valid = EXEC_DEFAULT_MIN_VALID_S, wait = -1;
-	char clean[256], config[PATH_MAX];
+	char clean[256], config[PATH_MAX], note[128], d[32];
 	struct privdir dir = {.fd = -EBADF};
 	struct sigaction dfl = {.sa_handler = SIG_DFL}, old_chld;
 	struct connect_reply rep;
@@ -294,7 +295,10 @@ int exec_run(const struct globals *g, int argc, char **argv)
 				       "regscale version'");
 	cmd = argv + optind;
 
-	r = exec_get_token(g, min_valid, wait, &rep, &token, &len);
+	format_duration(min_valid, d, sizeof(d));
+	snprintf(note, sizeof(note),
+			"waiting for the daemon to get a token valid for %s from RegScale...", d);
+	r = exec_get_token(g, min_valid, wait, note, &rep, &token, &len);
 	if (r != 0)
 		return r;
 	if (format_env_read(&rep.r, token, len, &env) < 0) {

@@ -118,7 +118,7 @@ static int run_get(const struct globals *g, int argc, char **argv)
 		here = identity_globals(g, &id);
 	}
 
-	r = exec_get_token(&here, min_valid, wait, &rep, &token, &len);
+	r = exec_get_token(&here, min_valid, wait, NULL, &rep, &token, &len);
 	if (r != 0) {
 		identity_done(&id);
 		return r;

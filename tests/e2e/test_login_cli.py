@@ -585,6 +585,30 @@ def test_progress_line_on_a_terminal_only(lg):
     assert rc == 0 and err == "", (rc, err)
 
 
+def test_exec_says_why_it_waits_on_a_terminal(lg):
+    # A token with less left than --min-valid: the daemon logs in first (slowly; the new
+    # token's 30 s count from the login's start, so 28.5 s are left after it), and a
+    # person at the terminal is told why the command has not started yet; a quick answer
+    # prints nothing.
+    srv = lg.server(users=USERS, lifetime=30)
+    d = lg.daemon(srv)
+    d.wait_valid()
+    p = pty_client(d, "exec", "--min-valid", "10", "--", "true")
+    rc, out, err, screen = p.finish()
+    assert rc == 0 and "waiting" not in screen, (rc, screen)
+    time.sleep(6)  # less than 25 s left now
+    srv.control.fault("slow", seconds=1.5, on="login")
+    p = pty_client(d, "exec", "--min-valid", "25", "--", "true")
+    rc, out, err, screen = p.finish()
+    assert rc == 0, (rc, screen)
+    assert "waiting for the daemon to get a token valid for 25s from RegScale..." in screen
+    time.sleep(6)
+    srv.control.fault("slow", seconds=1.5, on="login")
+    p = pty_client(d, "exec", "--min-valid", "25", "--", "true", stderr_tty=False)
+    rc, out, err, screen = p.finish()
+    assert rc == 0 and err == "", (rc, err)
+
+
 @pytest.mark.parametrize("held", [True, False], ids=["token-held", "no-token"])
 def test_wrong_password_is_one_line(lg, held):
     """The cause once (not again as the error code, nor with the daemon's own advice), then

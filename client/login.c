@@ -14,6 +14,7 @@
 #include "client/password.h"
 #include "client/paste.h"
 #include "client/session.h"
+#include "common/bearer.h"
 #include "common/harden.h"
 #include "common/utf8.h"
 #include "common/util.h"
@@ -188,7 +189,7 @@ static int read_token(struct login *l)
 					PASTE_MAX - 2);
 	}
 
-	paste_strip(l->secret.data, l->secret_len, &l->token_off, &l->token_len);
+	bearer_strip(l->secret.data, l->secret_len, &l->token_off, &l->token_len);
 	if (memchr(l->secret.data + l->token_off, '\n', l->token_len))
 		return cli_fail(EXIT_LOGIN, CLI_E_INVALID_TOKEN,
 				"the token file holds more than one line; put the token alone in "

@@ -2,36 +2,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "client/format.h"
 #include "client/password.h"
 #include "client/paste.h"
 #include "common/util.h"
 #include "proto/json.h"
-
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-void paste_strip(const char *s, size_t len, size_t *ret_off, size_t *ret_len)
-{
-	size_t a = 0, b = len;
-
-	while (a < b && is_space(s[a]))
-		a++;
-	while (b > a && is_space(s[b - 1]))
-		b--;
-	if (b - a > 6 && strncasecmp(s + a, "bearer", 6) == 0 &&
-			(s[a + 6] == ' ' || s[a + 6] == '\t')) {
-		a += 6;
-		while (a < b && (s[a] == ' ' || s[a] == '\t'))
-			a++;
-	}
-	*ret_off = a;
-	*ret_len = b - a;
-}
 
 /* The value of base64url digit c, or -1. */
 static int b64_value(char c)

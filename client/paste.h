@@ -10,11 +10,6 @@
 /* Most bytes read for a pasted token: the longest token, "Bearer " and some whitespace. */
 #define PASTE_MAX (PROTO_MAX_TOKEN + 256)
 
-/* Finds the token in s[0..len): without the whitespace around it and a leading "Bearer"
- * (any case) with the spaces or tabs after it. Sets *ret_off and *ret_len to where it is in s
- * (*ret_len is 0 when nothing is left). */
-void paste_strip(const char *s, size_t len, size_t *ret_off, size_t *ret_len);
-
 /* Checks that token[0..len) is a JWT the daemon can take: at most PROTO_MAX_TOKEN bytes, three
  * non-empty base64url parts separated by dots, whose first two decode to JSON objects, and an
  * "exp" claim, if it has one, after now (unix seconds). Returns 0 and the exp claim in

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <json-c/json.h>
 #include <sodium.h>
@@ -318,21 +317,4 @@ finish:
 	if (r < 0 && ret_message)
 		*ret_message = message ? message : "invalid token";
 	return r;
-}
-
-const char *jwt_strip_bearer(const char *token, size_t *len)
-{
-	const char *p = token, *end = token + *len;
-
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	if (end - p > 7 && strncasecmp(p, "Bearer", 6) == 0 && (p[6] == ' ' || p[6] == '\t')) {
-		p += 6;
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-	}
-	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-		end--;
-	*len = (size_t)(end - p);
-	return p;
 }

@@ -27,11 +27,6 @@ struct jwt_claims {
 	char username[JWT_MAX_USERNAME + 1];
 };
 
-/* Removes a leading "Bearer " (any case, any blanks after it) and the blanks and line ends
- * around token[0..*len), the form RegScale's pages and regscale-cli show a token in. Returns
- * where the token starts within token, its new length in *len. */
-const char *jwt_strip_bearer(const char *token, size_t *len);
-
 /* Returns true if token[0..len) has the shape of a JWT: three non-empty base64url parts
  * separated by two dots, nothing else, at most JWT_MAX_LEN bytes. */
 bool jwt_well_formed(const char *token, size_t len);

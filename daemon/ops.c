@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/jwt.h"
+#include "common/bearer.h"
 #include "common/util.h"
 #include "daemon/log.h"
 #include "daemon/ops.h"
@@ -292,7 +292,7 @@ static enum proto_error login_outcome_reply(const struct request *req, struct ca
 static enum proto_error answer_paste(const struct request *req, struct call *call)
 {
 	const char *reason = NULL, *token;
-	size_t len = req->secret_len;
+	size_t off, len;
 	int r;
 
 	if (req->username[0] || req->mfa[0]) {
@@ -301,7 +301,8 @@ static enum proto_error answer_paste(const struct request *req, struct call *cal
 				"it");
 		return PROTO_E_BAD_REQUEST;
 	}
-	token = jwt_strip_bearer(req->secret, &len);
+	bearer_strip(req->secret, req->secret_len, &off, &len);
+	token = req->secret + off;
 	r = lifecycle_paste(call->env->lifecycle, token, len, call->env->config->url != NULL,
 			&call->now, &call->ticket, &reason);
 	if (r < 0) {

@@ -7,6 +7,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "common/bearer.h"
 #include "common/jwt.h"
 #include "common/util.h"
 #include "daemon/helper_proc.h"
@@ -163,7 +164,7 @@ int source_load(struct source *s)
 	char reason[2048];
 	struct lc_info info;
 	const char *jwt;
-	size_t len;
+	size_t off, len;
 	int r;
 
 	lifecycle_info(s->lc, &(struct lc_time){0}, &info);
@@ -192,8 +193,8 @@ int source_load(struct source *s)
 	}
 	lc_time_now(&now);
 	/* "Bearer <jwt>", as RegScale's pages and regscale-cli's init.yaml show it, is fine. */
-	len = token->len;
-	jwt = jwt_strip_bearer(token->data, &len);
+	bearer_strip(token->data, token->len, &off, &len);
+	jwt = token->data + off;
 	r = lifecycle_set_service_token(s->lc, jwt, len, &now, &why);
 	if (r < 0) {
 		lifecycle_set_error(

@@ -15,6 +15,7 @@
 
 #include "client/hint.h"
 #include "client/paste.h"
+#include "common/bearer.h"
 #include "common/util.h"
 #include "proto/proto.h"
 
@@ -287,7 +288,7 @@ static void test_paste_strip(void **state)
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		size_t off, len;
 
-		paste_strip(cases[i].in, strlen(cases[i].in), &off, &len);
+		bearer_strip(cases[i].in, strlen(cases[i].in), &off, &len);
 		assert_int_equal(len, strlen(cases[i].out));
 		assert_memory_equal(cases[i].in + off, cases[i].out, len);
 	}

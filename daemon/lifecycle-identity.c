@@ -106,6 +106,21 @@ int lifecycle_configure(struct lifecycle *lc, const char *username, const struct
 	return r < 0 ? r : 1;
 }
 
+/* A token given to the daemon (a service token, a pasted one) rather than got by its own
+ * login: it ends at its exp, counted from now on the clock that never jumps, too. */
+static struct token given_token(
+		struct sealed *sealed, const struct jwt_claims *claims, const struct lc_time *now)
+{
+	return (struct token){
+			.sealed = sealed,
+			.claims = *claims,
+			.start_boot = now->boot,
+			.end_boot = claims->has_exp ? lc_boot_at_wall(claims->exp, now) : NEVER,
+			.has_end_wall = claims->has_exp,
+			.end_wall = claims->exp,
+	};
+}
+
 int lifecycle_set_service_token(struct lifecycle *lc, const char *token, size_t len,
 		const struct lc_time *now, const char **ret_why)
 {
@@ -122,16 +137,8 @@ int lifecycle_set_service_token(struct lifecycle *lc, const char *token, size_t 
 	}
 	forget_all(lc);
 	lc->id.origin = LC_ORIGIN_SERVICE;
-	lc->tok = (struct token){
-			.sealed = sealed,
-			.claims = claims,
-			.service = true,
-			.start_boot = now->boot,
-			/* Counted from when we got it on the clock that never jumps, too. */
-			.end_boot = claims.has_exp ? lc_boot_at_wall(claims.exp, now) : NEVER,
-			.has_end_wall = claims.has_exp,
-			.end_wall = claims.exp,
-	};
+	lc->tok = given_token(sealed, &claims, now);
+	lc->tok.service = true;
 	lc_measure_expiry(&lc->tok, now);
 	lc->tok.expiry_noted = !lc_token_valid(&lc->tok, now);
 	lc->last_refresh = now->wall;
@@ -313,15 +320,8 @@ int lifecycle_paste(struct lifecycle *lc, const char *token, size_t len, bool ch
 	lc_token_clear(&lc->pasted);
 	lc->candidate.origin = LC_ORIGIN_PASTED;
 	lc->candidate.url = lc->id.url ? strdup(lc->id.url) : NULL;
-	lc->pasted = (struct token){
-			.sealed = sealed,
-			.claims = claims,
-			.pasted = true,
-			.start_boot = now->boot,
-			.end_boot = claims.has_exp ? lc_boot_at_wall(claims.exp, now) : NEVER,
-			.has_end_wall = claims.has_exp,
-			.end_wall = claims.exp,
-	};
+	lc->pasted = given_token(sealed, &claims, now);
+	lc->pasted.pasted = true;
 	if (!check) {
 		s->gen++;
 		adopt_pasted(lc, now);

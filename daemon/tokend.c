@@ -55,8 +55,17 @@ static void held_clear(struct held_login *h)
 	*h = (struct held_login){0};
 }
 
-/* Starts the login helper for slot. Returns 0 or -errno. */
-static int start_helper(struct tokend *d, enum lc_slot slot, const char *username,
+/* Starts the helper for slot with req; its answer comes back to the lifecycle as the slot's
+ * login result. Returns 0 or -errno. */
+static int start_helper(struct tokend *d, enum lc_slot slot, const struct helper_input *req)
+{
+	return helper_start(d->event, d->login_helper, req,
+			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
+			d, &d->helpers[slot]);
+}
+
+/* Starts a login (HELPER_MODE_LOGIN) for slot. Returns 0 or -errno. */
+static int start_login(struct tokend *d, enum lc_slot slot, const char *username,
 		const struct secret *password, const char *mfa)
 {
 	struct helper_input req = {
@@ -67,9 +76,7 @@ static int start_helper(struct tokend *d, enum lc_slot slot, const char *usernam
 			.mfa = mfa,
 	};
 
-	return helper_start(d->event, d->login_helper, &req,
-			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
-			d, &d->helpers[slot]);
+	return start_helper(d, slot, &req);
 }
 
 static int hook_start_login(void *userdata, enum lc_slot slot, const char *username,
@@ -95,7 +102,7 @@ static int hook_start_login(void *userdata, enum lc_slot slot, const char *usern
 		h->held = true;
 		return 0;
 	}
-	r = start_helper(d, slot, username, password, mfa);
+	r = start_login(d, slot, username, password, mfa);
 	if (r < 0)
 		*ret_reason = "cannot start the login helper";
 	return r;
@@ -115,9 +122,7 @@ static int hook_start_check(void *userdata, enum lc_slot slot, const struct secr
 	int r;
 
 	d->helpers[slot] = helper_free(d->helpers[slot]);
-	r = helper_start(d->event, d->login_helper, &req,
-			slot == LC_SLOT_IDENTITY ? on_identity_login_done : on_candidate_login_done,
-			d, &d->helpers[slot]);
+	r = start_helper(d, slot, &req);
 	if (r < 0)
 		*ret_reason = "cannot start the login helper";
 	return r;
@@ -144,7 +149,7 @@ void tokend_hold_logins(struct tokend *d, bool hold)
 
 		if (!h->held)
 			continue;
-		r = start_helper(d, (enum lc_slot)slot, h->username, h->password,
+		r = start_login(d, (enum lc_slot)slot, h->username, h->password,
 				h->has_mfa ? h->mfa : NULL);
 		held_clear(h);
 		if (r < 0) {

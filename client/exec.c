@@ -116,17 +116,21 @@ int exec_get_token(const struct globals *g, long long min_valid, long long wait,
 }
 
 /* Returns true if the environment entry "NAME=value" names a variable exec sets or removes. */
+/* Returns true if s[0..n) is name. */
+static bool strneq_len(const char *s, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(s, name, n) == 0;
+}
+
 static bool replaced(const char *entry)
 {
 	size_t n = strcspn(entry, "=");
 
-	for (int v = 0; v < _FORMAT_ENV_MAX; v++) {
-		const char *name = format_env_name((enum format_env_var)v);
-		if (strlen(name) == n && memcmp(entry, name, n) == 0)
+	for (int v = 0; v < _FORMAT_ENV_MAX; v++)
+		if (strneq_len(entry, n, format_env_name((enum format_env_var)v)))
 			return true;
-	}
 	for (size_t i = 0; i < ELEMENTSOF(removed_vars); i++)
-		if (strlen(removed_vars[i]) == n && memcmp(entry, removed_vars[i], n) == 0)
+		if (strneq_len(entry, n, removed_vars[i]))
 			return true;
 	return false;
 }

@@ -164,14 +164,19 @@ def test_encrypt_commands_name_the_units_credentials():
     manager refuses the file (the name is embedded and checked)."""
     active, documented = unit_credentials()
     known = {c[0] for c in active + documented}
-    with open(os.path.join(SOURCE_ROOT, "README.md")) as f:
-        readme = f.read()
-    for where, text in (("README.md", readme), (UNIT, unit_text(UNIT))):
-        names = re.findall(r"systemd-creds encrypt[^\n]*?--name=([^\s]+)", text)
+    # "systemd-creds encrypt --name=ID" and Ansible's "argv: [systemd-creds, encrypt, ...".
+    encrypt_re = r"systemd-creds,? encrypt,?[^\n]*?--name=([A-Za-z0-9_.-]+)"
+    docs = {}
+    for rel in ("README.md", os.path.join("docs", "fleet.md")):
+        with open(os.path.join(SOURCE_ROOT, rel)) as f:
+            docs[rel] = f.read()
+    docs[UNIT] = unit_text(UNIT)
+    for where, text in docs.items():
+        names = re.findall(encrypt_re, text)
         assert names, where
         assert set(names) <= known, (where, names, known)
     assert {password_credential()[0], token_credential()[0]} <= set(
-        re.findall(r"systemd-creds encrypt[^\n]*?--name=([^\s]+)", readme))
+        re.findall(encrypt_re, docs["README.md"]))
 
 
 # --- the daemon with decrypted credentials ---------------------------------------------------

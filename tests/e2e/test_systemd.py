@@ -95,8 +95,12 @@ def test_system_unit_settings():
     argv = shlex.split(value(svc, "ExecStart"))
     assert argv[0] == os.path.abspath(DAEMON)
     assert argv[1:] == ["--config", "/etc/regscale-token/%i.conf"]
-    assert values(svc, "LoadCredential") == ["password:/etc/regscale-token/%i.password"]
-    assert "LoadCredential=token:/etc/regscale-token/%i.token" in svc  # documented
+    # Encrypted credentials by default (test_credentials.py runs them); plain ones documented.
+    assert values(svc, "LoadCredentialEncrypted") == [
+        "password:/etc/regscale-token/%i.password.cred"]
+    assert not values(svc, "LoadCredential")
+    assert "LoadCredentialEncrypted=token:/etc/regscale-token/%i.token.cred" in svc
+    assert "LoadCredential=password:/etc/regscale-token/%i.password" in svc
     assert "regscale-tokend@%i.socket" in value(svc, "Requires", "Unit")
     # What the daemon needs at run time must stay allowed.
     families = " ".join(values(svc, "RestrictAddressFamilies")).split()

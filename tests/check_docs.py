@@ -11,8 +11,8 @@
   * regscale-tokend.conf.5: every key of the daemon's key tables (daemon/*.c) has an entry
     "*key* = ..." in the subsection of its [section], with its Type, Default and Example;
   * regscale-token-protocol.7: every op, state and error code of proto/proto.c;
-  * each BUILT_PAGE renders with `man --warnings -l` without a warning (when man is
-    installed).
+  * each BUILT_PAGE renders with `man --warnings -l` (as lintian runs it) without a warning
+    (when man is installed).
 
 What the programs accept is read from the binaries and the code (tests/cli_help.py), never
 from a list here. Exits 1 listing every gap, 0 when there is none.
@@ -151,8 +151,9 @@ def check_rendering(pages):
     errors = []
     for page in pages:
         env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="")
-        p = subprocess.run([man, "--warnings", "-l", page], capture_output=True, text=True,
-                           env=env, timeout=60)
+        # As lintian runs it (manpage-has-errors-from-man): UTF-8 in, UTF-8 out.
+        p = subprocess.run([man, "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", page],
+                           capture_output=True, text=True, env=env, timeout=60)
         if p.returncode != 0 or p.stderr.strip():
             errors.append("%s: man --warnings -l exited %d: %s"
                           % (page, p.returncode, p.stderr.strip()))

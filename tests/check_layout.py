@@ -23,6 +23,10 @@ RULES = {
     "daemon": ({"daemon", "proto", "common"}, ("curl/",)),
 }
 
+# Folders of documentation and scripts (README.md "Hacking"): a C file there would escape the
+# include rules above, so there must be none.
+NO_C = ("docs", "docs/examples", "client/completion")
+
 # program -> shared libraries it must not link
 LINKS = {
     # the client reads replies with proto/reply_read.c; json-c is the daemon's
@@ -62,6 +66,15 @@ def check_includes(root):
                                   + (f" and {PIPE_HEADER}" if folder == "daemon" else ""))
                 elif not os.path.exists(os.path.join(root, inc)):
                     errors.append(f'{rel}: includes "{inc}", which does not exist')
+    for folder in NO_C:
+        base = os.path.join(root, folder)
+        if not os.path.isdir(base):
+            errors.append(f"{folder}/: missing (README.md \"Hacking\" names it)")
+            continue
+        for name in sorted(os.listdir(base)):
+            if name.endswith((".c", ".h")):
+                errors.append(f"{folder}/{name}: C code in {folder}/, which holds none; "
+                              "put it in the folder of the program it belongs to")
     return errors
 
 

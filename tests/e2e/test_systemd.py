@@ -85,6 +85,54 @@ def test_security_exposure_check_can_fail(workdir):
     assert m and float(m.group(1)) > MAX_EXPOSURE, out
 
 
+def _debian_depends():
+    """The names in debian/control's Depends of the package regscale-token."""
+    with open(os.path.join(os.path.dirname(UNITS), "debian", "control")) as f:
+        text = f.read()
+    m = re.search(r"^Package: regscale-token\n(?:.*\n)*?Depends:(.*(?:\n[ \t].*)*)", text,
+                  re.MULTILINE)
+    assert m, "debian/control has no Depends for regscale-token"
+    return {alt.split("(")[0].strip() for dep in m.group(1).split(",")
+            for alt in dep.split("|") if alt.strip()}
+
+
+def _quickstart_test_deps():
+    with open(os.path.join(os.path.dirname(UNITS), "tests", "quickstart")) as f:
+        m = re.search(r'^TEST_DEPS="([^"]*)"', f.read(), re.MULTILINE)
+    return set(m.group(1).split())
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="not a Debian system")
+@pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
+def test_unit_programs_come_with_the_package(user):
+    """Every program the units run besides ours (ExecReload='s /bin/kill) is in an Essential
+    package, or in one the Debian package depends on and the Quick start's test installs: a
+    minimal image (debootstrap minbase, a container) has no procps, and there
+    systemd-analyze verify failed on '/bin/kill is not executable'."""
+    svc = unit_text(("user/" if user else "") + "regscale-tokend@.service")
+    depends, test_deps = _debian_depends(), _quickstart_test_deps()
+    checked = []
+    for key in ("ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop",
+                "ExecStopPost"):
+        for line in values(svc, key):
+            prog = shlex.split(line)[0].lstrip("-@:+!")
+            if prog == os.path.abspath(DAEMON):
+                continue
+            owner = subprocess.run(["dpkg-query", "-S", prog], capture_output=True, text=True)
+            pkgs = [ln.split(":")[0] for ln in owner.stdout.splitlines()
+                    if not ln.startswith("diversion ") and ln.endswith(": " + prog)]
+            assert pkgs, "%s=%s: no package has %s" % (key, line, prog)
+            essential = subprocess.run(["dpkg-query", "-W", "-f=${Essential}", pkgs[0]],
+                                       capture_output=True, text=True).stdout.strip()
+            if essential != "yes":
+                assert pkgs[0] in depends, "%s needs %s: not in debian/control's Depends" % (
+                    prog, pkgs[0])
+                assert pkgs[0] in test_deps, "%s needs %s: not in tests/quickstart's " \
+                    "TEST_DEPS" % (prog, pkgs[0])
+            checked.append((prog, pkgs[0]))
+    assert checked  # ExecReload= at least
+
+
 def test_system_unit_settings():
     svc = unit_text("regscale-tokend@.service")
     sock = unit_text("regscale-tokend@.socket")

@@ -138,7 +138,7 @@ static enum proto_error answer_status(const struct request *req, struct call *ca
 {
 	struct lc_info info;
 	struct jsonw w;
-	char line[256], checking[300] = "";
+	char line[512], checking[560] = "";
 
 	lifecycle_info(call->env->lifecycle, &call->now, &info);
 	begin_ok(&w, req, call);

@@ -234,8 +234,8 @@ char *lifecycle_status_line(
 	else if (passed >= 0)
 		snprintf(buf, size, "%s token for %s valid until %s (under %s left)", kind, user,
 				when,
-				expiry_format_left((int64_t)lc->warn.sec[passed], left,
-						sizeof(left)));
+				expiry_format_left(
+						(int64_t)lc->warn.sec[passed], left, sizeof(left)));
 	else
 		snprintf(buf, size, "%s token for %s valid until %s", kind, user, when);
 	n = strlen(buf);

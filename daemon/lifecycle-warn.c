@@ -64,8 +64,9 @@ char *lc_renew_action(const struct lifecycle *lc, char *buf, size_t size)
 	else if (lc->id.mfa)
 		snprintf(buf, size, "run 'regscale-token refresh' (it asks for an MFA code)");
 	else
-		snprintf(buf, size, "check that RegScale is reachable, or run 'regscale-token "
-				    "login'");
+		snprintf(buf, size,
+				"check that RegScale is reachable, or run 'regscale-token "
+				"login'");
 	return buf;
 }
 
@@ -74,9 +75,9 @@ int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now)
 	struct token *t = &lc->tok;
 	char label[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID + 8], user[4 * sizeof(label)];
 	char action[512], left[32], iso[32];
-	const char *kind = t->service ? PROTO_KIND_SERVICE
+	const char *kind = t->service  ? PROTO_KIND_SERVICE
 			   : t->pasted ? PROTO_KIND_PASTED
-					: PROTO_KIND_LOGIN;
+				       : PROTO_KIND_LOGIN;
 	int i;
 
 	if (!t->sealed || t->expires_wall <= 0)
@@ -85,8 +86,7 @@ int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now)
 	if (lc_not_renewable(lc)) {
 		i = expiry_due(&lc->warn, t->expires_wall, now->wall, &t->warned);
 		if (i >= 0)
-			log_warning("%s token for %s expires in %s (at %s): %s",
-					kind, user,
+			log_warning("%s token for %s expires in %s (at %s): %s", kind, user,
 					expiry_format_left(t->expires_wall - now->wall, left,
 							sizeof(left)),
 					proto_format_time(t->expires_wall, iso, sizeof(iso)),
@@ -99,8 +99,7 @@ int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now)
 		return late_at(lc);
 	t->late_noted = true;
 	log_warning("%s token for %s expires in %s (at %s) and its refresh is late (%s): %s", kind,
-			user,
-			expiry_format_left(t->expires_wall - now->wall, left, sizeof(left)),
+			user, expiry_format_left(t->expires_wall - now->wall, left, sizeof(left)),
 			proto_format_time(t->expires_wall, iso, sizeof(iso)),
 			lc->last_error[0] ? lc->last_error : "the last login failed",
 			lc_renew_action(lc, action, sizeof(action)));

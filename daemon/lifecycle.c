@@ -460,7 +460,8 @@ static void identity_failed(struct lifecycle *lc, struct slot *s, enum helper_ou
 		lc->retries++;
 		schedule_retry(lc, retry_after, now);
 		snprintf(lc->last_error, sizeof(lc->last_error), "login failed: %s; retry %u at %s",
-				msg, lc->retries, proto_format_time(lc->sched_wall, iso, sizeof(iso)));
+				msg, lc->retries,
+				proto_format_time(lc->sched_wall, iso, sizeof(iso)));
 		log_warning("%s", lc->last_error);
 	}
 	lc_slot_finish(s, error_of(outcome), "%s", lc->last_error);

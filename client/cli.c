@@ -83,6 +83,9 @@ const char cli_usage_text[] =
 	"                         the outcome; an MFA account needs a fresh code, asked for\n"
 	"                         on the terminal.\n"
 	"  ping                   Check that the daemon answers; prints \"pong\".\n"
+	"  check [--warn DURATION] [--crit DURATION]\n"
+	"                         A Monitoring Plugins check of the token: one line, exit 0\n"
+	"                         OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; see 'help check'.\n"
 	"  help [COMMAND]         Show this help, or the command's (as COMMAND --help).\n";
 
 /* The rest of --help; apart, as one string may hold only 4095 bytes in ISO C. */

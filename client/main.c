@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/check.h"
 #include "client/cli.h"
 #include "client/exec.h"
 #include "client/format.h"
@@ -221,10 +222,11 @@ static const struct command {
 		{"logout", session_run_logout},
 		{"refresh", session_run_refresh},
 		{"ping", run_ping},
+		{"check", run_check},
 		{"help", run_help},
 };
 
-#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh, ping or help"
+#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh, ping, check or help"
 
 static const struct command *find_command(const char *name)
 {

@@ -29,6 +29,7 @@ enum kind {
 	KIND_DURATION,
 	KIND_COUNT,
 	KIND_LIST,
+	KIND_WARN_POINTS,
 };
 
 struct key {
@@ -61,6 +62,7 @@ static const struct key keys[] = {
 		{"daemon", "allow_groups", KIND_LIST, offsetof(struct config, allow_groups)},
 		{"daemon", "admin_users", KIND_LIST, offsetof(struct config, admin_users)},
 		{"daemon", "admin_groups", KIND_LIST, offsetof(struct config, admin_groups)},
+		{"daemon", "warn_before", KIND_WARN_POINTS, offsetof(struct config, warn_before)},
 };
 
 struct parse {
@@ -99,6 +101,7 @@ void config_init(struct config *ret)
 			.total_timeout_sec = 30,
 			.default_lifetime_sec = 86400,
 	};
+	expiry_points_default(&ret->warn_before);
 }
 
 static void field_free(struct config *c, const struct key *k)
@@ -120,6 +123,7 @@ static void field_free(struct config *c, const struct key *k)
 	case KIND_LOGIN_API:
 	case KIND_DURATION:
 	case KIND_COUNT:
+	case KIND_WARN_POINTS:
 		break;
 	}
 }
@@ -197,6 +201,8 @@ static int parse_value(struct parse *p, const struct key *k, const char *v, cons
 		return config_value_connections(v, f, ret_reason);
 	case KIND_LIST:
 		return config_value_list(v, f, ret_reason);
+	case KIND_WARN_POINTS:
+		return config_value_warn_points(v, f, ret_reason);
 	}
 	*ret_reason = "unknown kind";
 	return -EINVAL;
@@ -488,6 +494,10 @@ int config_load(struct config *c, const char *path, char *errbuf, size_t errlen)
 		case KIND_DURATION:
 		case KIND_COUNT:
 			*(uint64_t *)field(c, k) = *(uint64_t *)field(&p.tmp, k);
+			break;
+		case KIND_WARN_POINTS:
+			*(struct expiry_points *)field(c, k) =
+					*(struct expiry_points *)field(&p.tmp, k);
 			break;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "daemon/config_value.h" /* enum login_api */
+#include "daemon/expiry.h"       /* struct expiry_points */
 
 struct config {
 	char *path;         /* the file read, or NULL when none was given */
@@ -34,6 +35,8 @@ struct config {
 	char **allow_groups;
 	char **admin_users;
 	char **admin_groups;
+	struct expiry_points warn_before; /* before the end of a token nothing renews; default
+					     30d, 7d, 1d, 1h */
 };
 
 /* Fills *ret with defaults (every string NULL, timeouts as documented). */

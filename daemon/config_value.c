@@ -249,3 +249,32 @@ int config_value_login_api(const char *v, enum login_api *ret, const char **ret_
 		return fail(ret_reason, -EINVAL, "must be v1 or v2");
 	return 0;
 }
+
+int config_value_warn_points(const char *v, struct expiry_points *ret, const char **ret_reason)
+{
+	static const char sep[] = ", \t";
+	struct expiry_points p = {0};
+	char one[32];
+	uint64_t sec;
+	int r;
+
+	for (const char *s = v + strspn(v, sep); *s; s += strspn(s, sep)) {
+		size_t len = strcspn(s, sep);
+
+		if (len >= sizeof(one))
+			return fail(ret_reason, -EINVAL,
+					"not a duration (expected e.g. 30d, 7d, 1d, 1h)");
+		memcpy(one, s, len);
+		one[len] = '\0';
+		r = config_value_duration(one, &sec, ret_reason);
+		if (r < 0)
+			return r;
+		if (expiry_points_add(&p, sec) < 0)
+			return fail(ret_reason, -EINVAL, "too many durations (at most 16)");
+		s += len;
+	}
+	if (p.n == 0)
+		return fail(ret_reason, -EINVAL, "empty list");
+	*ret = p;
+	return 0;
+}

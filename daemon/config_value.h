@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/expiry.h"
+
 /* The login_api key: which form of RegScale's login the helper posts. */
 enum login_api {
 	LOGIN_API_V1,
@@ -45,3 +47,7 @@ int config_value_login_api(const char *v, enum login_api *ret, const char **ret_
 
 /* Frees a list from config_value_list() and its strings (NULL is fine). Returns NULL. */
 char **config_value_list_free(char **l);
+
+/* Parses a list of durations split on commas and whitespace ("30d, 7d, 1d, 1h", each as
+ * config_value_duration() takes it) into *ret. Returns 0 or -errno with a reason. */
+int config_value_warn_points(const char *v, struct expiry_points *ret, const char **ret_reason);

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "common/jwt.h"
+#include "daemon/expiry.h"
 #include "daemon/lifecycle.h"
 
 #define USEC  1000000ULL
@@ -40,6 +41,8 @@ struct token {
 	int64_t end_wall;     /* exp */
 	int64_t expires_wall; /* what clients are told, measured at adoption and clock jumps */
 	bool expiry_noted;    /* its end was logged */
+	size_t warned;        /* the warn_before points handled (logged or skipped) */
+	bool late_noted;      /* its late refresh was logged */
 };
 
 enum schedule {
@@ -90,6 +93,9 @@ struct lifecycle {
 	bool failed;     /* the last identity login failed */
 	int64_t last_refresh;
 	char last_error[4 * PIPE_MAX_MESSAGE];
+
+	struct expiry_points warn; /* warn_before */
+	char *service_action;      /* what renews a service token, for people; NULL: generic */
 };
 
 /* Tells the hooks that something changed. */
@@ -164,3 +170,18 @@ int64_t lc_token_remaining(const struct token *t, const struct lc_time *now);
 
 /* Returns whether a login runs in either slot. */
 bool lc_login_running(const struct lifecycle *lc);
+
+/* Returns whether no background login can renew the token held: a service or pasted token,
+ * or an MFA identity's. */
+bool lc_not_renewable(const struct lifecycle *lc);
+
+/* Returns whether the token held is a login token whose refresh fails while less than a third
+ * of its life is left. */
+bool lc_refresh_late(const struct lifecycle *lc, const struct lc_time *now);
+
+/* Writes who the token is for, for people, into buf: "name (user id)", the name, the id, or
+ * "unknown user". Returns buf. */
+char *lc_user_label(const struct lifecycle *lc, char *buf, size_t size);
+
+/* Writes what a person does to renew the token held (one action) into buf. Returns buf. */
+char *lc_renew_action(const struct lifecycle *lc, char *buf, size_t size);

@@ -190,58 +190,52 @@ void lifecycle_info(const struct lifecycle *lc, const struct lc_time *now, struc
 			.retries = lc->retries,
 			.login_in_flight = lc_login_running(lc),
 			.needs_person = lc->id.mfa || lc->tok.pasted,
+			.refresh_late = lc_refresh_late(lc, now),
 	};
 }
 
-static void format_utc(int64_t t, char *buf, size_t size)
+char *lc_user_label(const struct lifecycle *lc, char *buf, size_t size)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	/* Not strftime(): it calls tzset(), which reads /etc/localtime, for a UTC time. */
-	if (!gmtime_r(&tt, &tm))
-		snprintf(buf, size, "@%lld", (long long)t);
-	else
-		snprintf(buf, size, "%04d-%02d-%02d %02d:%02d UTC", tm.tm_year + 1900,
-				tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
-}
-
-static void format_in(int64_t secs, char *buf, size_t size)
-{
-	if (secs >= 3600)
-		snprintf(buf, size, "%lldh %02lldm", (long long)(secs / 3600),
-				(long long)(secs % 3600 / 60));
-	else if (secs >= 60)
-		snprintf(buf, size, "%lldm %02llds", (long long)(secs / 60),
-				(long long)(secs % 60));
-	else
-		snprintf(buf, size, "%llds", (long long)(secs > 0 ? secs : 0));
-}
-
-char *lifecycle_status_line(
-		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
-{
-	const char *kind = kind_of(&lc->tok);
 	/* A name means more to a person than a GUID: both when both are known. */
 	const char *name = lc->id.username              ? lc->id.username
 			   : lc->tok.claims.username[0] ? lc->tok.claims.username
 							: NULL;
 	const char *id = lc->tok.claims.user_id;
-	char user[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID];
-	char when[64], in[32];
-	size_t n;
 
 	if (name && id[0] && strcmp(name, id) != 0)
-		snprintf(user, sizeof(user), "%s (%s)", name, id);
+		snprintf(buf, size, "%s (%s)", name, id);
 	else
-		snprintf(user, sizeof(user), "%s", name ? name : id[0] ? id : "unknown user");
-	format_utc(lc->tok.expires_wall, when, sizeof(when));
+		snprintf(buf, size, "%s", name ? name : id[0] ? id : "unknown user");
+	return buf;
+}
+
+/* Every time in it is absolute (UTC), so the line stays true until the next event changes it:
+ * a state change, or a warning point (lifecycle_warn()), which the wiring both sends. */
+char *lifecycle_status_line(
+		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
+{
+	const char *kind = kind_of(&lc->tok);
+	char user[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID + 8];
+	char when[32], at[32], left[32], action[512];
+	bool valid = lc_token_valid(&lc->tok, now);
+	int passed = -1;
+	size_t n;
+
+	lc_user_label(lc, user, sizeof(user));
+	proto_format_time(lc->tok.expires_wall, when, sizeof(when));
+	if (valid && lc->tok.expires_wall && lc_not_renewable(lc))
+		passed = expiry_passed(&lc->warn, lc->tok.expires_wall, now->wall);
 	if (!lc->tok.sealed)
 		snprintf(buf, size, "no token");
-	else if (!lc_token_valid(&lc->tok, now))
+	else if (!valid)
 		snprintf(buf, size, "%s token for %s expired at %s", kind, user, when);
 	else if (!lc->tok.expires_wall)
 		snprintf(buf, size, "%s token for %s valid, no known expiry", kind, user);
+	else if (passed >= 0)
+		snprintf(buf, size, "%s token for %s valid until %s (under %s left)", kind, user,
+				when,
+				expiry_format_left(
+						(int64_t)lc->warn.sec[passed], left, sizeof(left)));
 	else
 		snprintf(buf, size, "%s token for %s valid until %s", kind, user, when);
 	n = strlen(buf);
@@ -253,20 +247,16 @@ char *lifecycle_status_line(
 						? lc->candidate.username
 				: lc->id.username ? lc->id.username
 						  : "?");
+	else if (lc_refresh_late(lc, now))
+		snprintf(buf + n, size - n, "; refresh late: %s",
+				lc->last_error[0] ? lc->last_error : "the last login failed");
 	else if (lc->last_error[0])
 		snprintf(buf + n, size - n, "; %s", lc->last_error);
-	else if (lc->id.mfa && lc_token_valid(&lc->tok, now))
-		snprintf(buf + n, size - n,
-				"; an MFA login: run 'regscale-token refresh' (it asks for a code) "
-				"before "
-				"then");
-	else if (lc->tok.pasted && lc_token_valid(&lc->tok, now))
-		snprintf(buf + n, size - n,
-				"; not renewable: paste a new one with 'regscale-token login "
-				"--token' before then");
-	else if (lc->sched != SCHED_NONE) {
-		format_in(lc->sched_wall - now->wall, in, sizeof(in));
-		snprintf(buf + n, size - n, ", refresh in %s", in);
-	}
+	else if (valid && (lc->id.mfa || lc->tok.pasted || passed >= 0))
+		snprintf(buf + n, size - n, "; not renewed unattended: %s before then",
+				lc_renew_action(lc, action, sizeof(action)));
+	else if (lc->sched != SCHED_NONE)
+		snprintf(buf + n, size - n, ", refresh at %s",
+				proto_format_time(lc->sched_wall, at, sizeof(at)));
 	return buf;
 }

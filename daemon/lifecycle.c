@@ -60,6 +60,7 @@ int lifecycle_new(struct vault *v, const struct lc_hooks *hooks, struct lifecycl
 	lc->vault = v;
 	lc->hooks = *hooks;
 	lc->default_lifetime_sec = 86400;
+	expiry_points_default(&lc->warn);
 	*ret = lc;
 	return 0;
 }
@@ -72,6 +73,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
 	lc_identity_clear(&lc->candidate);
 	lc_token_clear(&lc->tok);
 	lc_token_clear(&lc->pasted);
+	free(lc->service_action);
 	free(lc);
 	return NULL;
 }
@@ -453,11 +455,13 @@ static void identity_failed(struct lifecycle *lc, struct slot *s, enum helper_ou
 				msg);
 		log_warning("%s", lc->last_error);
 	} else {
+		char iso[32];
+
 		lc->retries++;
 		schedule_retry(lc, retry_after, now);
-		snprintf(lc->last_error, sizeof(lc->last_error),
-				"login failed: %s; retry %u in %llds", msg, lc->retries,
-				(long long)(lc->sched_wall - now->wall));
+		snprintf(lc->last_error, sizeof(lc->last_error), "login failed: %s; retry %u at %s",
+				msg, lc->retries,
+				proto_format_time(lc->sched_wall, iso, sizeof(iso)));
 		log_warning("%s", lc->last_error);
 	}
 	lc_slot_finish(s, error_of(outcome), "%s", lc->last_error);

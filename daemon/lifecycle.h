@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/secret.h"
+#include "daemon/expiry.h"
 #include "daemon/helper/pipe.h"
 #include "daemon/vault.h"
 #include "proto/proto.h"
@@ -91,6 +92,7 @@ struct lc_info {
 	unsigned retries;       /* failed logins since the last success */
 	bool login_in_flight;   /* a login (either slot) is running */
 	bool needs_person;      /* no background refresh can renew the token (MFA) */
+	bool refresh_late; /* a login token with under a third of its life left; refreshes fail */
 };
 
 /* What lifecycle_get() decided. */
@@ -185,6 +187,20 @@ void lifecycle_tick(struct lifecycle *lc, const struct lc_time *now);
 
 /* The wall clock was set: deadlines and the schedule are measured again at once. */
 void lifecycle_clock_jumped(struct lifecycle *lc, const struct lc_time *now);
+
+/* Sets the points before the end of a token no background login renews (a service or
+ * pasted token, an MFA identity's) at which lifecycle_warn() warns (p, copied; the default
+ * is 30d, 7d, 1d, 1h), and the one action that renews a service token, for people (copied;
+ * NULL: a generic one). Returns 0, or -ENOMEM with nothing changed. */
+int lifecycle_set_warnings(
+		struct lifecycle *lc, const struct expiry_points *p, const char *service_action);
+
+/* Logs the expiry warning due at now, if any: the nearest warn_before point a token nothing
+ * renews has passed (each point once per token; the points a new token arrives past give
+ * one line), or, once per token, a login token's refresh gone late (under a third of its
+ * life left while its logins fail). Returns the unix second of the next such point, for a
+ * CLOCK_REALTIME timer, or 0 when none is ahead. The status line names the point passed. */
+int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now);
 
 /* Returns the CLOCK_BOOTTIME microseconds of the next moment something is due (a refresh,
  * a retry, the token's end), or UINT64_MAX when nothing is. */

@@ -138,7 +138,7 @@ static enum proto_error answer_status(const struct request *req, struct call *ca
 {
 	struct lc_info info;
 	struct jsonw w;
-	char line[256], checking[300] = "";
+	char line[512], checking[560] = "";
 
 	lifecycle_info(call->env->lifecycle, &call->now, &info);
 	begin_ok(&w, req, call);
@@ -154,6 +154,7 @@ static enum proto_error answer_status(const struct request *req, struct call *ca
 	jsonw_string_or_null(&w, PROTO_F_LAST_ERROR, info.last_error);
 	jsonw_int(&w, PROTO_F_RETRIES, info.retries);
 	jsonw_bool(&w, PROTO_F_LOGIN_IN_FLIGHT, info.login_in_flight);
+	jsonw_bool(&w, PROTO_F_REFRESH_LATE, info.refresh_late);
 	jsonw_string_or_null(&w, PROTO_F_CONFIGURED_USER, call->env->config->username);
 	jsonw_string_or_null(&w, PROTO_F_VERSION, RT_VERSION);
 	jsonw_int(&w, PROTO_F_PID, call->env->pid);

@@ -207,6 +207,36 @@ static void arm_wakeup(struct tokend *d)
 		log_error_errno(r, "cannot arm the refresh timer");
 }
 
+static int on_warning(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	hook_changed(userdata); /* on_sync logs the warning, sends STATUS= and re-arms */
+	return 0;
+}
+
+/* Logs the expiry warning due now, if any, and arms the timer for the next point: on the
+ * wall clock, since the points are times of day on it, as the token's exp is. */
+static void arm_warning(struct tokend *d)
+{
+	struct lc_time now;
+	int64_t at;
+	int r;
+
+	lc_time_now(&now);
+	at = lifecycle_warn(d->lifecycle, &now);
+	if (at <= 0) {
+		if (d->warning)
+			(void)sd_event_source_set_enabled(d->warning, SD_EVENT_OFF);
+		return;
+	}
+	if (!d->warning)
+		r = sd_event_add_time(d->event, &d->warning, CLOCK_REALTIME,
+				(uint64_t)at * 1000000ULL, 100 * 1000, on_warning, d);
+	else if ((r = sd_event_source_set_time(d->warning, (uint64_t)at * 1000000ULL)) >= 0)
+		r = sd_event_source_set_enabled(d->warning, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_error_errno(r, "cannot arm the expiry warning timer");
+}
+
 /* Arms fd to report the next setting of the wall clock (and nothing else). */
 static int arm_clock_watch(int fd)
 {
@@ -240,6 +270,7 @@ static int on_sync(sd_event_source *s, void *userdata)
 	struct tokend *d = userdata;
 
 	arm_wakeup(d);
+	arm_warning(d);
 	tokend_update_status(d, false);
 	if (d->server)
 		server_wake_waiters(d->server);
@@ -329,6 +360,7 @@ struct tokend *tokend_free(struct tokend *d)
 		held_clear(&d->held[i]);
 	}
 	d->wakeup = sd_event_source_disable_unref(d->wakeup);
+	d->warning = sd_event_source_disable_unref(d->warning);
 	d->clock_set = sd_event_source_disable_unref(d->clock_set);
 	d->sync = sd_event_source_disable_unref(d->sync);
 	closep(&d->clock_fd);
@@ -382,6 +414,23 @@ static int read_password(struct tokend *d, struct secret **ret)
 	return 1;
 }
 
+/* Gives the lifecycle warn_before and what renews a service token here. Returns 0 or
+ * -ENOMEM. */
+static int set_warnings(struct tokend *d)
+{
+	_cleanup_(freep) char *action = NULL;
+
+	if (!d->config.token_file)
+		action = strdup("put a new one in the credential \"token\" and restart the "
+				"daemon");
+	else if (asprintf(&action, "put a new one in %s (read when it changes)",
+				 d->config.token_file) < 0)
+		action = NULL;
+	if (!action)
+		return -ENOMEM;
+	return lifecycle_set_warnings(d->lifecycle, &d->config.warn_before, action);
+}
+
 int tokend_load(struct tokend *d)
 {
 	_cleanup_(secret_freep) struct secret *password = NULL;
@@ -389,6 +438,8 @@ int tokend_load(struct tokend *d)
 	int r;
 
 	lifecycle_set_default_lifetime(d->lifecycle, d->config.default_lifetime_sec);
+	if (set_warnings(d) < 0)
+		log_error("cannot set up the expiry warnings: out of memory");
 	d->source = source_free(d->source);
 	d->ops.source = NULL;
 	if (source_new(d->event, &d->config, d->lifecycle, d->login_helper, &d->source) >= 0) {

@@ -39,11 +39,12 @@ struct tokend {
 		bool has_mfa;
 	} held[_LC_SLOT_MAX];
 	sd_event_source *wakeup;    /* CLOCK_BOOTTIME: the lifecycle's next due moment */
+	sd_event_source *warning;   /* CLOCK_REALTIME: the next expiry warning point */
 	sd_event_source *clock_set; /* the wall clock was set */
 	sd_event_source *sync;      /* deferred: re-arm, STATUS=, wake waiters */
 	int clock_fd;
 	bool loaded;      /* tokend_load() ran once: later calls are reloads */
-	char status[256]; /* last STATUS= sent */
+	char status[512]; /* last STATUS= sent */
 };
 
 /* Creates the daemon on event loop e (referenced), with the login helper at helper_path

@@ -113,6 +113,7 @@ int proto_state_from_name(const char *name);
 #define PROTO_F_LAST_ERROR      "last_error"
 #define PROTO_F_RETRIES         "retries"
 #define PROTO_F_LOGIN_IN_FLIGHT "login_in_flight"
+#define PROTO_F_REFRESH_LATE    "refresh_late"
 #define PROTO_F_VERSION         "version"
 #define PROTO_F_PID             "pid"
 #define PROTO_F_UPTIME          "uptime"

@@ -335,7 +335,7 @@ def test_password_from_credentials_directory(workdir, services, notify, lg_ca):
         # READY=1 comes before the first login completes; then the status follows it.
         ready = notify.wait_line("READY=1")
         valid = notify.wait(lambda ls: any(x.startswith("STATUS=") and "valid until" in x
-                                           and "refresh in" in x for x in ls),
+                                           and "refresh at" in x for x in ls),
                             timeout=15)
         assert ready < valid, notify.lines()
         rc, out, err = run_client(["--socket", listen, "get", "--min-valid", "1m"],

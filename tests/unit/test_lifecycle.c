@@ -1363,6 +1363,128 @@ static void test_get(void **state)
 	}
 }
 
+/* ---- expiry warnings and the status line ---- */
+
+/* Asserts that the status line at w's now holds want (and, when not NULL, not unwanted), and
+ * never a relative time ("in 5m"): it must stay true while nothing happens. */
+static void assert_status(struct world *w, const char *want, const char *unwanted)
+{
+	char line[512];
+
+	lifecycle_status_line(w->lc, &w->now, line, sizeof(line));
+	if (!strstr(line, want))
+		fail_msg("status line '%s' lacks '%s'", line, want);
+	if (unwanted && strstr(line, unwanted))
+		fail_msg("status line '%s' has '%s'", line, unwanted);
+	for (const char *p = line; (p = strstr(p, " in ")); p++)
+		if (p[4] >= '0' && p[4] <= '9')
+			fail_msg("status line '%s' says a relative time", line);
+}
+
+/* A service token with exp at wall + left, loaded now. */
+static void load_service(struct world *w, int64_t left)
+{
+	char *t = mint(w, true, w->now.wall, w->now.wall + left, "svc-warn");
+	const char *why = NULL;
+
+	assert_int_equal(lifecycle_set_service_token(w->lc, t, strlen(t), &w->now, &why), 0);
+	free(t);
+}
+
+static void test_warn_points(void **state)
+{
+	struct expiry_points p = {0};
+	struct world *w = world_new();
+	int64_t exp;
+	char iso[32], want[128];
+
+	/* Default points; a token arriving with 2 days left is past 30d and 7d. */
+	load_service(w, 2 * 86400);
+	exp = w->now.wall + 2 * 86400;
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), exp - 86400);
+	snprintf(want, sizeof(want), "valid until %s (under 7d left)",
+			proto_format_time(exp, iso, sizeof(iso)));
+	assert_status(w, want, NULL);
+	assert_status(w, "put a new service token in place before then", NULL);
+	/* Asked again at once: nothing more is due, the same next point. */
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), exp - 86400);
+
+	/* Each point in turn; the status line follows at each. */
+	set_boot(w, w->now.boot + 86400 * USEC);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), exp - 3600);
+	assert_status(w, "(under 1d left)", "7d");
+	set_boot(w, w->now.boot + (86400 - 3600) * USEC);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), 0);
+	assert_status(w, "(under 1h left)", NULL);
+	set_boot(w, w->now.boot + 3600 * USEC);
+	lifecycle_tick(w->lc, &w->now);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), 0);
+	assert_status(w, "service token for svc-warn expired at ", "under");
+
+	/* A new token re-arms them; points in seconds, with the action given. */
+	assert_int_equal(expiry_points_add(&p, 4), 0);
+	assert_int_equal(expiry_points_add(&p, 2), 0);
+	assert_int_equal(lifecycle_set_warnings(w->lc, &p, "put a new one in /etc/t"), 0);
+	load_service(w, 7);
+	exp = w->now.wall + 7;
+	assert_status(w, "valid until", "under");
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), exp - 4);
+	advance(w, 3 * USEC);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), exp - 2);
+	assert_status(w, "(under 4s left); not renewed unattended: put a new one in /etc/t", NULL);
+	advance(w, 2 * USEC);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), 0);
+	assert_status(w, "(under 2s left)", NULL);
+	world_free(w);
+}
+
+static void test_warn_late_refresh(void **state)
+{
+	struct world *w = world_new();
+	struct lc_info info;
+	const char *reason;
+	uint64_t ticket;
+	int64_t exp;
+	char iso[32], iso2[32], want[128];
+
+	to_valid(w);
+	exp = w->now.wall + LIFETIME;
+	lifecycle_info(w->lc, &w->now, &info);
+	snprintf(want, sizeof(want), "valid until %s, refresh at %s",
+			proto_format_time(exp, iso, sizeof(iso)),
+			proto_format_time(info.next_refresh, iso2, sizeof(iso2)));
+	assert_status(w, want, "late");
+	/* A login token the daemon renews gets no warn_before points. */
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), 0);
+	assert_false(info.refresh_late);
+
+	/* Its refresh fails early: not late yet, a timer for the late point. */
+	advance(w, 100 * USEC);
+	assert_int_equal(lifecycle_refresh(w->lc, "test", NULL, &w->now, &ticket, &reason), 0);
+	deliver(w, LC_SLOT_IDENTITY, HELPER_TRANSIENT, -1, NULL);
+	assert_int_equal(state_of(w), PROTO_STATE_RETRYING);
+	lifecycle_info(w->lc, &w->now, &info);
+	assert_false(info.refresh_late);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), exp - LIFETIME / 3);
+	assert_status(w, "; login failed: fake failure; retry 1 at ", "late");
+
+	/* Past two thirds of its life, still failing: late, warned once. */
+	set_boot(w, BASE_BOOT + (uint64_t)(LIFETIME - LIFETIME / 3) * USEC);
+	lifecycle_info(w->lc, &w->now, &info);
+	assert_true(info.refresh_late);
+	assert_status(w, "; refresh late: login failed: fake failure", NULL);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), 0);
+	assert_int_equal(lifecycle_warn(w->lc, &w->now), 0);
+
+	/* The retry works: a new token, not late. */
+	lifecycle_tick(w->lc, &w->now);
+	deliver_ok(w, LC_SLOT_IDENTITY);
+	lifecycle_info(w->lc, &w->now, &info);
+	assert_false(info.refresh_late);
+	assert_status(w, ", refresh at ", "late");
+	world_free(w);
+}
+
 int main(void)
 {
 	static struct CMUnitTest cells[N_ROWS];
@@ -1374,6 +1496,8 @@ int main(void)
 			cmocka_unit_test(test_retry_after),
 			cmocka_unit_test(test_token_end),
 			cmocka_unit_test(test_get),
+			cmocka_unit_test(test_warn_points),
+			cmocka_unit_test(test_warn_late_refresh),
 	};
 	int failed;
 

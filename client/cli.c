@@ -83,6 +83,9 @@ const char cli_usage_text[] =
 	"                         the outcome; an MFA account needs a fresh code, asked for\n"
 	"                         on the terminal.\n"
 	"  ping                   Check that the daemon answers; prints \"pong\".\n"
+	"  metrics [--json]       Print the daemon's metrics in the Prometheus text format\n"
+	"                         (0.0.4) as it sent them: state, expiry, logins, requests,\n"
+	"                         refused clients, connections.\n"
 	"  help [COMMAND]         Show this help, or the command's (as COMMAND --help).\n";
 
 /* The rest of --help; apart, as one string may hold only 4095 bytes in ISO C. */

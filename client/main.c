@@ -15,6 +15,7 @@
 #include "client/exec.h"
 #include "client/format.h"
 #include "client/identity.h"
+#include "client/metrics.h"
 #include "client/session.h"
 #include "common/util.h"
 
@@ -221,10 +222,11 @@ static const struct command {
 		{"logout", session_run_logout},
 		{"refresh", session_run_refresh},
 		{"ping", run_ping},
+		{"metrics", metrics_run},
 		{"help", run_help},
 };
 
-#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh, ping or help"
+#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh, ping, metrics or help"
 
 static const struct command *find_command(const char *name)
 {

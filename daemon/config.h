@@ -34,6 +34,7 @@ struct config {
 	char **allow_groups;
 	char **admin_users;
 	char **admin_groups;
+	char *metrics_file; /* absolute path of the exposition for node_exporter, NULL: none */
 };
 
 /* Fills *ret with defaults (every string NULL, timeouts as documented). */

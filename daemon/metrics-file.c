@@ -21,6 +21,7 @@ struct metrics_file {
 	const struct lifecycle *lifecycle;
 	char *path;
 	char *tmp; /* path.tmp: in the same directory, and not *.prom for the collector */
+	ino_t ino; /* of the file last written, 0: none yet */
 	sd_event_source *timer;
 	bool armed;
 	bool failing; /* the last write failed and was logged */
@@ -79,8 +80,14 @@ int metrics_file_new(sd_event *e, struct metrics *m, const struct lifecycle *lc,
 
 struct metrics_file *metrics_file_free(struct metrics_file *f)
 {
+	struct stat st;
+
 	if (!f)
 		return NULL;
+	/* Metrics of a daemon that stopped would be served as if it ran on; only the file we
+	 * wrote goes, not one that replaced it. */
+	if (f->ino && lstat(f->path, &st) == 0 && st.st_ino == f->ino)
+		(void)unlink(f->path);
 	metrics_set_hook(f->metrics, NULL, NULL);
 	sd_event_source_disable_unref(f->timer);
 	sd_event_unref(f->event);
@@ -95,10 +102,13 @@ const char *metrics_file_path(const struct metrics_file *f)
 	return f->path;
 }
 
-/* Writes data[0..len) to tmp, mode 0644, and renames it over path. Returns 0 or -errno. */
-static int write_atomic(const char *path, const char *tmp, const char *data, size_t len)
+/* Writes data[0..len) to tmp, mode 0644, and renames it over path. Returns 0 and its inode
+ * in *ret_ino, or -errno. */
+static int write_atomic(
+		const char *path, const char *tmp, const char *data, size_t len, ino_t *ret_ino)
 {
 	_cleanup_(closep) int fd = -EBADF;
+	struct stat st;
 	int r = 0;
 
 	/* O_EXCL after the unlink: a file or link someone left at tmp is never written
@@ -109,7 +119,7 @@ static int write_atomic(const char *path, const char *tmp, const char *data, siz
 	if (fd < 0)
 		return -errno;
 	/* The umask must not take the collector's read access away. */
-	if (fchmod(fd, 0644) < 0)
+	if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0)
 		r = -errno;
 	while (r == 0 && len > 0) {
 		ssize_t n = write(fd, data, len);
@@ -127,9 +137,12 @@ static int write_atomic(const char *path, const char *tmp, const char *data, siz
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
-	if (r < 0)
+	if (r < 0) {
 		(void)unlink(tmp);
-	return r;
+		return r;
+	}
+	*ret_ino = st.st_ino;
+	return 0;
 }
 
 int metrics_file_write(struct metrics_file *f)
@@ -148,7 +161,7 @@ int metrics_file_write(struct metrics_file *f)
 	lifecycle_info(f->lifecycle, &now, &info);
 	r = metrics_take(f->metrics, &info, &text, &len);
 	if (r >= 0)
-		r = write_atomic(f->path, f->tmp, text, len);
+		r = write_atomic(f->path, f->tmp, text, len, &f->ino);
 	if (r < 0) {
 		if (!f->failing)
 			log_warning_errno(r,

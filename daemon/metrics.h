@@ -84,7 +84,8 @@ int metrics_file_new(sd_event *e, struct metrics *m, const struct lifecycle *lc,
 /* At most one write per this long for counter changes; state changes write at once. */
 #define METRICS_FILE_DELAY_USEC (3 * 1000000ULL)
 
-/* Stops keeping the file (which stays as last written). Accepts NULL, returns NULL. */
+/* Stops keeping the file, and removes it if it is still the one last written: a daemon that
+ * stopped has no metrics. Accepts NULL, returns NULL. */
 struct metrics_file *metrics_file_free(struct metrics_file *f);
 
 /* Returns the path kept. */

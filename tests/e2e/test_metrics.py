@@ -452,7 +452,7 @@ def file_daemon(lg, **kw):
 def test_metrics_file(lg):
     """The file: written at start, mode 0644 whatever the umask, the metrics reply's text
     exactly, rewritten at once on a state change, a few seconds after counters changed,
-    not at all while idle, by rename."""
+    not at all while idle, by rename; removed when the daemon stops."""
     old = os.umask(0o077)
     try:
         d, prom = file_daemon(lg)
@@ -500,6 +500,10 @@ def test_metrics_file(lg):
     assert wait_until(lambda: "regscale_token_state{state=\"no_token\"} 1" in read_file(prom),
                       5)
     assert time.monotonic() - t0 < 1.5
+
+    # Stopped, the daemon has no metrics: the file goes with it.
+    assert d.stop() == 0
+    assert not os.path.exists(prom)
 
 
 def test_metrics_file_atomic(lg):

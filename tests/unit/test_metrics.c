@@ -348,10 +348,22 @@ static void test_file(void **state)
 	assert_int_equal(metrics_file_write(f), -ENOENT);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	assert_int_equal(metrics_file_write(f), 0);
+
+	/* Freed (the daemon stops): the file goes, but not one that replaced it. */
+	metrics_file_free(f);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(metrics_file_new(e, m, lc, path, &f), 0);
+	assert_int_equal(metrics_file_write(f), 0);
+	assert_int_equal(rename(path, victim), 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	metrics_file_free(f);
+	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(victim), 0);
 	assert_int_equal(rmdir(dir), 0);
 
-	metrics_file_free(f);
 	metrics_free(m);
 	lifecycle_free(lc);
 	vault_free(v);

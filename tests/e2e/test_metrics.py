@@ -261,6 +261,11 @@ def test_logins_requests_and_reply(lg):
     _, _, s2 = parse(r["metrics"])
     metrics_ok = value(s, "regscale_token_requests_total", op="metrics", result="ok")
     assert value(s2, "regscale_token_requests_total", op="metrics", result="ok") == metrics_ok + 1
+    # The client prints that text exactly: the same but for the request counted since.
+    series = 'regscale_token_requests_total{op="metrics",result="ok"} '
+    rc, out, err = d.client("metrics")
+    assert rc == 0 and out == r["metrics"].replace(
+        series + "%d\n" % (metrics_ok + 1), series + "%d\n" % (metrics_ok + 2)), (out, r)
     rc, out, err = d.client("metrics", "--json")
     assert rc == 0 and err == "" and json.loads(out)["format"] == "prometheus-0.0.4", (rc, out)
 
@@ -277,7 +282,7 @@ def test_logins_requests_and_reply(lg):
     assert value(s, "regscale_token_requests_total", op="invalid", result="unknown_op") == 1
     assert value(s, "regscale_token_requests_total", op="invalid",
                  result="unsupported_version") == 1
-    assert value(s, "regscale_token_requests_total", op="metrics", result="ok") == metrics_ok + 3
+    assert value(s, "regscale_token_requests_total", op="metrics", result="ok") == metrics_ok + 4
 
     # A login with a wrong password: rejected, and the working token stays.
     r = d.rpc({"op": "login", "username": USERNAME, "password": "wrong"}, timeout=15)

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from harness import PYTHON, Conn
-from loginenv import (PASSWORD, USERNAME, base_env, lg, lg_ca, lg_workdir,  # noqa: F401
+from loginenv import (USERNAME, base_env, lg, lg_ca, lg_workdir,  # noqa: F401
                       needs_binaries, wait_until)
 
 pytestmark = needs_binaries
@@ -371,6 +371,20 @@ print(s.makefile("rb").readline().decode(), end="")
 """
 
 
+TWO = r"""
+import json, socket, sys
+first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+first.settimeout(5)
+first.connect(sys.argv[1])
+first.sendall(b'{"op":"ping"}\n')
+print(first.makefile("rb").readline().decode(), end="")
+second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+second.settimeout(5)
+second.connect(sys.argv[1])
+print(second.makefile("rb").readline().decode(), end="")
+"""
+
+
 def raw_as(d, uid, line):
     """Sends one request line as uid (group nogroup, no supplementary groups); returns the
     reply parsed."""
@@ -389,7 +403,7 @@ def test_refused_clients(lg):
     os.chmod(lg.workdir, 0o755)
     reader = pwd.getpwnam("daemon").pw_uid
     d = lg.daemon(lg.server(), socket_path=os.path.join(lg.workdir, "run", "d.sock"),
-                  extra="allow_users = daemon\nidle_timeout = 1\n")
+                  extra="allow_users = daemon\nidle_timeout = 1\nmax_connections_per_user = 1\n")
     d.wait_valid()
     _, s = metrics(d)
     refused = {dict(k[1])["reason"]: v for k, v in s.items()
@@ -406,6 +420,13 @@ def test_refused_clients(lg):
     parse(r["metrics"])
     r = raw_as(d, reader, '{"op":"logout"}')
     assert r["error"] == "permission_denied", r
+    # A second connection of the reader while its first is open: max_connections_per_user.
+    p = subprocess.run(["setpriv", "--reuid=%d" % reader, "--regid=65534", "--clear-groups",
+                        PYTHON, "-c", TWO, d.socket], env=base_env(d.workdir),
+                       capture_output=True, timeout=20)
+    assert p.returncode == 0, p.stderr.decode()
+    first, second = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert first["pong"] is True and second["error"] == "too_many_clients", (first, second)
 
     # A line over the limit, and a connection that sends nothing for idle_timeout.
     with Conn(d.socket) as c:
@@ -418,6 +439,9 @@ def test_refused_clients(lg):
     assert value(s, "regscale_token_clients_refused_total", reason="permission_denied") == 2
     assert value(s, "regscale_token_clients_refused_total", reason="too_large") == 1
     assert value(s, "regscale_token_clients_refused_total", reason="idle_timeout") == 1
+    assert value(s, "regscale_token_clients_refused_total",
+                 reason="max_connections_per_user") == 1
+    assert value(s, "regscale_token_clients_refused_total", reason="too_many_clients") == 0
     assert value(s, "regscale_token_clients_refused_total", reason="evicted") == 0
     assert value(s, "regscale_token_requests_total", op="logout",
                  result="permission_denied") == 1

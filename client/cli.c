@@ -86,6 +86,9 @@ const char cli_usage_text[] =
 	"  check [--warn DURATION] [--crit DURATION]\n"
 	"                         A Monitoring Plugins check of the token: one line, exit 0\n"
 	"                         OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; see 'help check'.\n"
+	"  metrics [--json]       Print the daemon's metrics in the Prometheus text format\n"
+	"                         (0.0.4) as it sent them: state, expiry, logins, requests,\n"
+	"                         refused clients, connections.\n"
 	"  help [COMMAND]         Show this help, or the command's (as COMMAND --help).\n";
 
 /* The rest of --help; apart, as one string may hold only 4095 bytes in ISO C. */

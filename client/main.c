@@ -16,6 +16,7 @@
 #include "client/exec.h"
 #include "client/format.h"
 #include "client/identity.h"
+#include "client/metrics.h"
 #include "client/session.h"
 #include "common/util.h"
 
@@ -223,10 +224,12 @@ static const struct command {
 		{"refresh", session_run_refresh},
 		{"ping", run_ping},
 		{"check", run_check},
+		{"metrics", metrics_run},
 		{"help", run_help},
 };
 
-#define COMMAND_LIST "get, exec, status, whoami, login, logout, refresh, ping, check or help"
+#define COMMAND_LIST                                                                               \
+	"get, exec, status, whoami, login, logout, refresh, ping, check, metrics or help"
 
 static const struct command *find_command(const char *name)
 {

@@ -24,6 +24,7 @@
 enum kind {
 	KIND_STRING,
 	KIND_PATH,
+	KIND_ABSOLUTE_PATH,
 	KIND_URL,
 	KIND_LOGIN_API,
 	KIND_DURATION,
@@ -63,6 +64,8 @@ static const struct key keys[] = {
 		{"daemon", "admin_users", KIND_LIST, offsetof(struct config, admin_users)},
 		{"daemon", "admin_groups", KIND_LIST, offsetof(struct config, admin_groups)},
 		{"daemon", "warn_before", KIND_WARN_POINTS, offsetof(struct config, warn_before)},
+		{"daemon", "metrics_file", KIND_ABSOLUTE_PATH,
+				offsetof(struct config, metrics_file)},
 };
 
 struct parse {
@@ -109,6 +112,7 @@ static void field_free(struct config *c, const struct key *k)
 	switch (k->kind) {
 	case KIND_STRING:
 	case KIND_PATH:
+	case KIND_ABSOLUTE_PATH:
 	case KIND_URL: {
 		char **s = field(c, k);
 		free(*s);
@@ -190,6 +194,14 @@ static int parse_value(struct parse *p, const struct key *k, const char *v, cons
 		*(char **)f = strdup(v);
 		return *(char **)f ? 0 : -ENOMEM;
 	case KIND_PATH:
+		return config_value_path(p->dir, v, f, ret_reason);
+	case KIND_ABSOLUTE_PATH:
+		/* Written by the daemon for another program to find: where is no guess. */
+		*ret_reason = "must be an absolute path (a file in node_exporter's textfile "
+			      "directory, e.g. "
+			      "/var/lib/prometheus/node-exporter/regscale-token.prom)";
+		if (v[0] != '/')
+			return -EINVAL;
 		return config_value_path(p->dir, v, f, ret_reason);
 	case KIND_URL:
 		return config_value_url(v, f, ret_reason);
@@ -480,6 +492,7 @@ int config_load(struct config *c, const char *path, char *errbuf, size_t errlen)
 		switch (k->kind) {
 		case KIND_STRING:
 		case KIND_PATH:
+		case KIND_ABSOLUTE_PATH:
 		case KIND_URL:
 			*(char **)field(c, k) = *(char **)field(&p.tmp, k);
 			*(char **)field(&p.tmp, k) = NULL;

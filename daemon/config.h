@@ -37,6 +37,7 @@ struct config {
 	char **admin_groups;
 	struct expiry_points warn_before; /* before the end of a token nothing renews; default
 					     30d, 7d, 1d, 1h */
+	char *metrics_file; /* absolute path of the exposition for node_exporter, NULL: none */
 };
 
 /* Fills *ret with defaults (every string NULL, timeouts as documented). */

@@ -10,6 +10,7 @@
 #include "common/bearer.h"
 #include "common/util.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/ops.h"
 #include "daemon/source.h"
 #include "proto/reply_write.h"
@@ -410,6 +411,26 @@ static enum proto_error answer_logout(const struct request *req, struct call *ca
 	return finish(call, &w);
 }
 
+/* The counters as Prometheus text (PROTOCOL.md "metrics"), for the same readers as status:
+ * nothing in it is secret, and less than status says (no user id, no username). */
+static enum proto_error answer_metrics(const struct request *req, struct call *call)
+{
+	_cleanup_(freep) char *text = NULL;
+	struct lc_info info;
+	struct jsonw w;
+	size_t len;
+
+	lifecycle_info(call->env->lifecycle, &call->now, &info);
+	if (!call->env->metrics || metrics_take(call->env->metrics, &info, &text, &len) < 0) {
+		snprintf(call->msg, sizeof(call->msg), "cannot write the metrics: out of memory");
+		return PROTO_E_INTERNAL;
+	}
+	begin_ok(&w, req, call);
+	jsonw_string_or_null(&w, PROTO_F_FORMAT, PROTO_METRICS_FORMAT);
+	jsonw_string(&w, PROTO_F_METRICS, text, len);
+	return finish(call, &w);
+}
+
 static const answer_fn answers[_PROTO_OP_MAX] = {
 		[PROTO_OP_PING] = answer_ping,
 		[PROTO_OP_GET] = answer_get,
@@ -417,6 +438,7 @@ static const answer_fn answers[_PROTO_OP_MAX] = {
 		[PROTO_OP_LOGIN] = answer_login,
 		[PROTO_OP_LOGOUT] = answer_logout,
 		[PROTO_OP_REFRESH] = answer_refresh,
+		[PROTO_OP_METRICS] = answer_metrics,
 };
 
 static enum ops_result run(const struct request *req, struct call *call)
@@ -425,6 +447,9 @@ static enum ops_result run(const struct request *req, struct call *call)
 
 	lc_time_now(&call->now);
 	err = answers[req->op](req, call);
+	/* Counted when answered: a request that waits counts once, when its reply goes. */
+	if (err != PROTO_OK || !call->wait)
+		metrics_count_request(call->env->metrics, req->op, err);
 	if (err != PROTO_OK) {
 		const char *kind = NULL;
 		struct lc_info info;
@@ -491,6 +516,7 @@ enum ops_result ops_answer(struct ops_env *env, const struct peer *peer, const c
 		log_notice("client pid %d uid %u: %s: %s", (int)peer->ucred.pid,
 				(unsigned)peer->ucred.uid, proto_error_name(err),
 				nonempty_or(why, "invalid request"));
+		metrics_count_request(env->metrics, METRICS_OP_INVALID, err);
 		ops_error(reply, err, nonempty_or(why, "invalid request"),
 				req.has_id ? req.id : NULL, NULL);
 		return OPS_REPLY;

@@ -13,6 +13,7 @@
 #include "daemon/lifecycle.h"
 #include "proto/request.h"
 
+struct metrics;
 struct source;
 
 /* The longest reply: a get with the longest token and its fields, or a status with the longest
@@ -40,6 +41,7 @@ struct ops_env {
 	struct lifecycle *lifecycle;
 	struct source *source; /* NULL unless a service token is configured */
 	const struct config *config;
+	struct metrics *metrics;              /* counters; NULL: none kept */
 	uint64_t started_usec;                /* CLOCK_MONOTONIC, for uptime */
 	pid_t pid;                            /* the daemon's, for status */
 	struct ops_token_fields token_fields; /* owned */

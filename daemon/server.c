@@ -13,6 +13,7 @@
 #include "daemon/access.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/ops.h"
 #include "daemon/server.h"
 #include "proto/linebuf.h"
@@ -123,6 +124,7 @@ static struct conn *conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	metrics_set_connections(s->env->metrics, s->n_conns);
 
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->wait_timer);
@@ -233,8 +235,11 @@ static void conn_set_deadline(struct conn *c, uint64_t usec)
 	sweep_arm(c->server, c->deadline);
 }
 
-static void conn_refuse(struct conn *c, enum proto_error err, const char *message)
+/* Refuses c, counted as why. */
+static void conn_refuse(
+		struct conn *c, enum metrics_refusal why, enum proto_error err, const char *message)
 {
+	metrics_count_refusal(c->server->env->metrics, why);
 	ops_error(c->server->reply, err, message, NULL, NULL);
 	(void)conn_send_reply(c);
 	c->closing = true;
@@ -252,7 +257,8 @@ static void conn_expired(struct conn *c)
 	log_info("client pid %d uid %u: closing after %d s without a request",
 			(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
 			(int)c->server->env->config->idle_timeout_sec);
-	conn_refuse(c, PROTO_E_IDLE_TIMEOUT, "no complete request within the idle timeout");
+	conn_refuse(c, METRICS_REFUSED_IDLE_TIMEOUT, PROTO_E_IDLE_TIMEOUT,
+			"no complete request within the idle timeout");
 	conn_maybe_free(c);
 }
 
@@ -294,7 +300,8 @@ static struct conn *conn_read(struct conn *c)
 			log_notice("client pid %d uid %u: request longer than %d bytes, closing",
 					(int)c->peer.ucred.pid, (unsigned)c->peer.ucred.uid,
 					PROTO_MAX_LINE);
-			conn_refuse(c, PROTO_E_TOO_LARGE, "request line longer than the limit");
+			conn_refuse(c, METRICS_REFUSED_TOO_LARGE, PROTO_E_TOO_LARGE,
+					"request line longer than the limit");
 		}
 		if (n == 0) {
 			/* End of stream: answer what came, then close. */
@@ -550,7 +557,8 @@ static bool make_room(struct server *s, struct conn *c, uint64_t now)
 				(unsigned long long)((now - victim->last_use) / 1000000ULL),
 				(unsigned)c->peer.ucred.uid,
 				unlogged ? " (more in the last second not logged)" : "");
-	conn_refuse(victim, PROTO_E_IDLE_TIMEOUT, "closed to make room for another client");
+	conn_refuse(victim, METRICS_REFUSED_EVICTED, PROTO_E_IDLE_TIMEOUT,
+			"closed to make room for another client");
 	conn_maybe_free(victim);
 	return true;
 }
@@ -583,8 +591,9 @@ static unsigned reap_hung_up(struct server *s, struct conn *c)
 /* Decides whether c, just connected, gets a slot: the daemon's uid and root may take any of
  * PROTO_MAX_CLIENTS; every other uid at most max_connections_per_user, and together no
  * more than PROTO_MAX_CLIENTS - SERVER_RESERVED_CLIENTS. When there is no slot, one is made
- * (make_room()) if possible. Returns NULL, or why c is refused in buf. */
-static const char *admit(struct server *s, struct conn *c, char *buf, size_t size)
+ * (make_room()) if possible. Returns NULL, or why c is refused in buf and *ret_why. */
+static const char *admit(struct server *s, struct conn *c, char *buf, size_t size,
+		enum metrics_refusal *ret_why)
 {
 	uint64_t cap = s->env->config->max_connections_per_user, now = now_monotonic_usec();
 	unsigned total, others, same;
@@ -612,6 +621,7 @@ again:
 				"uid %u has %u connections open already "
 				"(max_connections_per_user)",
 				(unsigned)c->peer.ucred.uid, same);
+		*ret_why = METRICS_REFUSED_PER_USER;
 		return buf;
 	}
 	if (total < PROTO_MAX_CLIENTS &&
@@ -619,12 +629,14 @@ again:
 		return NULL;
 	if (make_room(s, c, now))
 		return NULL;
+	*ret_why = METRICS_REFUSED_TOO_MANY_CLIENTS;
 	return "too many clients connected already";
 }
 
 int server_add_connection(struct server *s, int fd)
 {
 	socklen_t len = sizeof(struct ucred);
+	enum metrics_refusal refusal = METRICS_REFUSED_TOO_MANY_CLIENTS;
 	const char *why;
 	char buf[128];
 	struct conn *c;
@@ -645,6 +657,7 @@ int server_add_connection(struct server *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	metrics_set_connections(s->env->metrics, s->n_conns);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer.ucred, &len) < 0) {
 		r = log_warning_errno(-errno, "cannot read the credentials of a new client");
@@ -660,10 +673,12 @@ int server_add_connection(struct server *s, int fd)
 	if ((c->peer.level = access_check(s->access, s->uid, fd, &c->peer.ucred)) == ACCESS_NONE) {
 		log_refusal(s, &c->peer.ucred,
 				"not the daemon's user, root, nor in allow_users/allow_groups");
-		conn_refuse(c, PROTO_E_PERMISSION_DENIED, "this user may not use the daemon");
-	} else if ((why = admit(s, c, buf, sizeof(buf)))) {
+		conn_refuse(c, METRICS_REFUSED_PERMISSION_DENIED, PROTO_E_PERMISSION_DENIED,
+				"this user may not use the daemon");
+	} else if ((why = admit(s, c, buf, sizeof(buf), &refusal))) {
 		log_refusal(s, &c->peer.ucred, why);
-		conn_refuse(c, PROTO_E_TOO_MANY_CLIENTS, "too many clients connected, try again");
+		conn_refuse(c, refusal, PROTO_E_TOO_MANY_CLIENTS,
+				"too many clients connected, try again");
 	}
 	conn_maybe_free(c);
 	return 0;

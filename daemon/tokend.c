@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "daemon/access.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
@@ -34,6 +35,12 @@ static void login_done(struct tokend *d, enum lc_slot slot, struct helper_result
 	struct lc_time now;
 
 	lc_time_now(&now);
+	metrics_count_login(d->metrics,
+			res->outcome == HELPER_OK ? METRICS_LOGIN_OK
+			: res->outcome == HELPER_REJECTED || res->outcome == HELPER_MFA_REQUIRED
+					? METRICS_LOGIN_REJECTED
+					: METRICS_LOGIN_FAILED,
+			now.wall);
 	lifecycle_login_done(d->lifecycle, slot, &r, &now);
 }
 
@@ -272,6 +279,9 @@ static int on_sync(sd_event_source *s, void *userdata)
 	arm_wakeup(d);
 	arm_warning(d);
 	tokend_update_status(d, false);
+	/* A state or login change goes into the metrics file at once. */
+	if (d->metrics_file)
+		(void)metrics_file_write(d->metrics_file);
 	if (d->server)
 		server_wake_waiters(d->server);
 	return 0;
@@ -321,9 +331,13 @@ int tokend_new(sd_event *e, const char *helper_path, struct tokend **ret)
 	r = lifecycle_new(d->vault, &h, &d->lifecycle);
 	if (r < 0)
 		goto fail;
+	r = metrics_new(&d->metrics);
+	if (r < 0)
+		goto fail;
 	d->ops = (struct ops_env){
 			.lifecycle = d->lifecycle,
 			.config = &d->config,
+			.metrics = d->metrics,
 			.started_usec = now_monotonic_usec(),
 			.pid = getpid(),
 	};
@@ -352,6 +366,8 @@ struct tokend *tokend_free(struct tokend *d)
 {
 	if (!d)
 		return NULL;
+	/* Before the server: closing its connections changes the counters. */
+	d->metrics_file = metrics_file_free(d->metrics_file);
 	d->server = server_free(d->server);
 	d->source = source_free(d->source);
 	d->access = access_free(d->access);
@@ -368,6 +384,7 @@ struct tokend *tokend_free(struct tokend *d)
 	ops_token_fields_done(&d->ops.token_fields);
 	d->vault = vault_free(d->vault);
 	config_done(&d->config);
+	d->metrics = metrics_free(d->metrics);
 	sd_event_unref(d->event);
 	free(d);
 	return NULL;
@@ -431,12 +448,31 @@ static int set_warnings(struct tokend *d)
 	return lifecycle_set_warnings(d->lifecycle, &d->config.warn_before, action);
 }
 
+/* Keeps the metrics file the configuration names (none, the same or another one than so far)
+ * and writes it now. */
+static void metrics_file_setup(struct tokend *d)
+{
+	const char *path = d->config.metrics_file;
+
+	if (d->metrics_file && (!path || strcmp(path, metrics_file_path(d->metrics_file)) != 0))
+		d->metrics_file = metrics_file_free(d->metrics_file);
+	if (path && !d->metrics_file &&
+			metrics_file_new(d->event, d->metrics, d->lifecycle, path,
+					&d->metrics_file) < 0) {
+		log_error("cannot keep the metrics file %s: out of memory", path);
+		return;
+	}
+	if (d->metrics_file)
+		(void)metrics_file_write(d->metrics_file);
+}
+
 int tokend_load(struct tokend *d)
 {
 	_cleanup_(secret_freep) struct secret *password = NULL;
 	struct lc_time now;
 	int r;
 
+	metrics_file_setup(d);
 	lifecycle_set_default_lifetime(d->lifecycle, d->config.default_lifetime_sec);
 	if (set_warnings(d) < 0)
 		log_error("cannot set up the expiry warnings: out of memory");

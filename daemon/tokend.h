@@ -14,6 +14,8 @@
 #include "daemon/vault.h"
 
 struct access;
+struct metrics;
+struct metrics_file;
 struct server;
 struct source;
 
@@ -24,9 +26,11 @@ struct tokend {
 	struct lifecycle *lifecycle;
 	struct ops_env ops;
 	struct server *server;
-	struct source *source;    /* NULL unless a service token is configured */
-	struct access *access;    /* NULL: only the daemon's uid and root */
-	const char *login_helper; /* path of regscale-token-login */
+	struct source *source; /* NULL unless a service token is configured */
+	struct access *access; /* NULL: only the daemon's uid and root */
+	struct metrics *metrics;
+	struct metrics_file *metrics_file; /* NULL unless [daemon] metrics_file is set */
+	const char *login_helper;          /* path of regscale-token-login */
 	struct helper_proc *helpers[_LC_SLOT_MAX];
 	/* While starting (tokend_hold_logins()), a login the lifecycle starts waits here for
 	 * READY=1 to go out first; then it is started for real. */

@@ -14,6 +14,7 @@ static const char *const op_names[_PROTO_OP_MAX] = {
 		[PROTO_OP_LOGIN] = "login",
 		[PROTO_OP_LOGOUT] = "logout",
 		[PROTO_OP_REFRESH] = "refresh",
+		[PROTO_OP_METRICS] = "metrics",
 };
 
 static const char *const state_names[_PROTO_STATE_MAX] = {

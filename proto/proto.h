@@ -50,6 +50,7 @@ enum proto_op {
 	PROTO_OP_LOGIN,
 	PROTO_OP_LOGOUT,
 	PROTO_OP_REFRESH,
+	PROTO_OP_METRICS, /* the counters and state in Prometheus text format */
 	_PROTO_OP_MAX,
 };
 
@@ -118,6 +119,11 @@ int proto_state_from_name(const char *name);
 #define PROTO_F_PID             "pid"
 #define PROTO_F_UPTIME          "uptime"
 #define PROTO_F_CONFIGURED_USER "configured_username"
+#define PROTO_F_FORMAT          "format"  /* metrics: PROTO_METRICS_FORMAT */
+#define PROTO_F_METRICS         "metrics" /* metrics: the exposition text */
+
+/* The "format" of a metrics reply: Prometheus text exposition format, version 0.0.4. */
+#define PROTO_METRICS_FORMAT "prometheus-0.0.4"
 
 /* Error codes. Stable: scripts match on the string form, never on the number. */
 enum proto_error {

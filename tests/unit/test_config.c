@@ -490,6 +490,31 @@ static void test_max_connections_per_user(void **state)
 	config_done(&c);
 }
 
+/* metrics_file is for another program to find: absolute only, named in the error. */
+static void test_metrics_file(void **state)
+{
+	const struct tmpdir *d = *state;
+	struct config c;
+	const char *e;
+
+	assert_null(try_value(d, "daemon", "metrics_file", "/var/lib/x/regscale-token.prom", &c));
+	assert_string_equal(c.metrics_file, "/var/lib/x/regscale-token.prom");
+	config_done(&c);
+	assert_null(c.metrics_file);
+	for (int i = 0; i < 3; i++) {
+		e = try_value(d, "daemon", "metrics_file",
+				(const char *[]){"x.prom", "./x.prom", "~/x.prom"}[i], &c);
+		assert_non_null(e);
+		assert_string_equal(e, "must be an absolute path (a file in node_exporter's "
+				       "textfile directory, e.g. "
+				       "/var/lib/prometheus/node-exporter/regscale-token.prom)");
+		assert_null(c.metrics_file);
+		config_done(&c);
+	}
+	expect_error(d, "[regscale]\nmetrics_file = /x.prom\n", 2,
+			"unknown key \"metrics_file\" in [regscale]");
+}
+
 static void test_login_api(void **state)
 {
 	const struct tmpdir *d = *state;
@@ -831,6 +856,8 @@ int main(void)
 			cmocka_unit_test_setup_teardown(test_max_connections_per_user, tmpdir_setup,
 					tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(test_lists, tmpdir_setup, tmpdir_teardown),
+			cmocka_unit_test_setup_teardown(
+					test_metrics_file, tmpdir_setup, tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(
 					test_strings, tmpdir_setup, tmpdir_teardown),
 			cmocka_unit_test_setup_teardown(test_errors, tmpdir_setup, tmpdir_teardown),

@@ -723,6 +723,45 @@ static void test_shutdown_exits_loop(void **state)
 	assert_int_equal(code, 0);
 }
 
+/* The metrics op: its format, and counts of the requests answered before it on the wire,
+ * an invalid line, and the connection it came on. */
+static void test_metrics(void **state)
+{
+	struct fixture *f = *state;
+	char *token = make_token(time(NULL) + 3600, "user-42");
+	struct json_object *o;
+	const char *text;
+
+	hold_token(f->d, token);
+	json_object_put(request(f, "{\"op\":\"get\"}\n"));
+	json_object_put(request(f, "{\"op\":\"get\"}\n"));
+	assert_error(o = request(f, "{\"op\":\"nope\"}\n"), "unknown_op");
+	json_object_put(o);
+	o = request(f, "{\"op\":\"metrics\",\"id\":3}\n");
+	assert_string_equal(str(o, "id"), "3");
+	assert_string_equal(str(o, "format"), PROTO_METRICS_FORMAT);
+	text = str(o, "metrics");
+	assert_non_null(text);
+	assert_non_null(strstr(text, "# TYPE regscale_token_requests_total counter\n"));
+	assert_non_null(strstr(
+			text, "\nregscale_token_requests_total{op=\"get\",result=\"ok\"} 2\n"));
+	assert_non_null(strstr(text,
+			"\nregscale_token_requests_total{op=\"metrics\",result=\"ok\"} "
+			"0\n"));
+	assert_non_null(strstr(text, "\nregscale_token_requests_total{op=\"invalid\",result="
+				     "\"unknown_op\"} 1\n"));
+	assert_non_null(strstr(text, "\nregscale_token_state{state=\"valid\"} 1\n"));
+	assert_non_null(strstr(text,
+			"\nregscale_token_info{version=\"" RT_VERSION "\",kind=\"service\"} 1\n"));
+	assert_non_null(strstr(text, "\nregscale_token_connections 1\n"));
+	json_object_put(o);
+	o = request(f, "{\"op\":\"metrics\"}\n");
+	assert_non_null(strstr(str(o, "metrics"),
+			"\nregscale_token_requests_total{op=\"metrics\",result=\"ok\"} 1\n"));
+	json_object_put(o);
+	free(token);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -747,6 +786,7 @@ int main(void)
 					test_get_expired_token_is_never_served, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_min_valid, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_bad_requests_keep_the_connection, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_too_large_closes, setup, teardown),

@@ -179,6 +179,9 @@ bool lc_not_renewable(const struct lifecycle *lc);
  * of its life is left. */
 bool lc_refresh_late(const struct lifecycle *lc, const struct lc_time *now);
 
+/* Returns the kind of token t: PROTO_KIND_SERVICE, _PASTED or _LOGIN (static strings). */
+const char *lc_kind(const struct token *t);
+
 /* Writes who the token is for, for people, into buf: "name (user id)", the name, the id, or
  * "unknown user". Returns buf. */
 char *lc_user_label(const struct lifecycle *lc, char *buf, size_t size);

@@ -7,8 +7,7 @@
 #include "daemon/lifecycle-internal.h"
 #include "proto/proto.h"
 
-/* The kind of token t: PROTO_KIND_SERVICE, _PASTED or _LOGIN. */
-static const char *kind_of(const struct token *t)
+const char *lc_kind(const struct token *t)
 {
 	return t->service ? PROTO_KIND_SERVICE : t->pasted ? PROTO_KIND_PASTED : PROTO_KIND_LOGIN;
 }
@@ -177,7 +176,7 @@ void lifecycle_info(const struct lifecycle *lc, const struct lc_time *now, struc
 			.origin = lc->id.origin,
 			.has_token = lc->tok.sealed != NULL,
 			.service = lc->tok.service,
-			.kind = lc->tok.sealed ? kind_of(&lc->tok) : NULL,
+			.kind = lc->tok.sealed ? lc_kind(&lc->tok) : NULL,
 			.user_id = lc->tok.sealed ? lc->tok.claims.user_id : "",
 			.username = lc->id.username ? lc->id.username
 				    : lc->tok.sealed && lc->tok.claims.username[0]
@@ -214,7 +213,7 @@ char *lc_user_label(const struct lifecycle *lc, char *buf, size_t size)
 char *lifecycle_status_line(
 		const struct lifecycle *lc, const struct lc_time *now, char *buf, size_t size)
 {
-	const char *kind = kind_of(&lc->tok);
+	const char *kind = lc_kind(&lc->tok);
 	char user[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID + 8];
 	char when[32], at[32], left[32], action[512];
 	bool valid = lc_token_valid(&lc->tok, now);

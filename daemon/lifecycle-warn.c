@@ -75,9 +75,7 @@ int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now)
 	struct token *t = &lc->tok;
 	char label[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID + 8], user[4 * sizeof(label)];
 	char action[512], left[32], iso[32];
-	const char *kind = t->service  ? PROTO_KIND_SERVICE
-			   : t->pasted ? PROTO_KIND_PASTED
-				       : PROTO_KIND_LOGIN;
+	const char *kind = lc_kind(t);
 	int i;
 
 	if (!t->sealed || t->expires_wall <= 0)

@@ -588,17 +588,27 @@ void lifecycle_login_done(struct lifecycle *lc, enum lc_slot slot,
 
 /* ---- time ---- */
 
+/* The one log line of a token that ran out: whose, when, and what brings a new one. */
+static void note_expiry(struct lifecycle *lc)
+{
+	char label[2 * JWT_MAX_USERNAME + JWT_MAX_USER_ID + 8], user[4 * sizeof(label)];
+	char action[512], iso[32];
+
+	lc->tok.expiry_noted = true;
+	log_warning("%s token for %s expired at %s; get answers token_expired until a new one "
+		    "arrives: %s",
+			lc_kind(&lc->tok),
+			escape_log(lc_user_label(lc, label, sizeof(label)), user, sizeof(user)),
+			proto_format_time(lc->tok.expires_wall, iso, sizeof(iso)),
+			lc_renew_action(lc, action, sizeof(action)));
+}
+
 void lifecycle_tick(struct lifecycle *lc, const struct lc_time *now)
 {
 	bool was_noted = lc->tok.expiry_noted;
-	char user[JWT_MAX_USER_ID * 2];
 
-	if (lc->tok.sealed && !lc->tok.expiry_noted && !lc_token_valid(&lc->tok, now)) {
-		lc->tok.expiry_noted = true;
-		log_warning("token for user \"%s\" expired; get answers token_expired until a new "
-			    "one arrives",
-				escape_log(lc->tok.claims.user_id, user, sizeof(user)));
-	}
+	if (lc->tok.sealed && !lc->tok.expiry_noted && !lc_token_valid(&lc->tok, now))
+		note_expiry(lc);
 	if (lc->sched != SCHED_NONE && now->boot >= lc->sched_boot &&
 			!lc->slot[LC_SLOT_IDENTITY].running)
 		(void)lc_start_identity_login(lc,

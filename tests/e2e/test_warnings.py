@@ -37,7 +37,11 @@ def test_each_point_logged_once_and_status_follows(daemons, workdir):
     assert [at for _, at in got] == [iso, iso], d.log_text()
     # Each at its point (the timer fires up to 100 ms late, so the second may be gone).
     assert got[0][0] in ("4s", "3s") and got[1][0] in ("2s", "1s"), got
-    assert "expired" in d.log_text()
+    # The line at the end says when, and what brings a new token.
+    ended = [x for x in d.log_text().splitlines() if "service token for " in x and
+             " expired at " + iso in x]
+    assert len(ended) == 1 and ended[0].endswith("put a new one in %s (read when it changes)"
+                                                 % d.token_file), d.log_text()
 
     status = [x[len("STATUS="):] for _, ls in notify.messages for x in ls
               if x.startswith("STATUS=")]

@@ -190,26 +190,31 @@ static int on_wakeup(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* Arms *s (made on first use) to fire once at usec on clock, or disables it when usec is
+ * UINT64_MAX: the one way the daemon sets its timers. Returns 0 or -errno. */
+static int set_timer(struct tokend *d, sd_event_source **s, clockid_t clock, uint64_t usec,
+		sd_event_time_handler_t callback)
+{
+	int r;
+
+	if (usec == UINT64_MAX)
+		return *s ? sd_event_source_set_enabled(*s, SD_EVENT_OFF) : 0;
+	if (!*s)
+		return sd_event_add_time(d->event, s, clock, usec, 100 * 1000, callback, d);
+	r = sd_event_source_set_time(*s, usec);
+	return r < 0 ? r : sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
 static void arm_wakeup(struct tokend *d)
 {
 	struct lc_time now;
-	uint64_t at;
 	int r;
 
 	lc_time_now(&now);
-	at = lifecycle_next_wakeup(d->lifecycle, &now);
-	if (at == UINT64_MAX) {
-		if (d->wakeup)
-			(void)sd_event_source_set_enabled(d->wakeup, SD_EVENT_OFF);
-		return;
-	}
 	/* CLOCK_BOOTTIME counts time suspended too, so a refresh due during a suspend runs at
 	 * resume instead of a suspend's length too late. */
-	if (!d->wakeup)
-		r = sd_event_add_time(
-				d->event, &d->wakeup, CLOCK_BOOTTIME, at, 100 * 1000, on_wakeup, d);
-	else if ((r = sd_event_source_set_time(d->wakeup, at)) >= 0)
-		r = sd_event_source_set_enabled(d->wakeup, SD_EVENT_ONESHOT);
+	r = set_timer(d, &d->wakeup, CLOCK_BOOTTIME, lifecycle_next_wakeup(d->lifecycle, &now),
+			on_wakeup);
 	if (r < 0)
 		log_error_errno(r, "cannot arm the refresh timer");
 }
@@ -230,16 +235,8 @@ static void arm_warning(struct tokend *d)
 
 	lc_time_now(&now);
 	at = lifecycle_warn(d->lifecycle, &now);
-	if (at <= 0) {
-		if (d->warning)
-			(void)sd_event_source_set_enabled(d->warning, SD_EVENT_OFF);
-		return;
-	}
-	if (!d->warning)
-		r = sd_event_add_time(d->event, &d->warning, CLOCK_REALTIME,
-				(uint64_t)at * 1000000ULL, 100 * 1000, on_warning, d);
-	else if ((r = sd_event_source_set_time(d->warning, (uint64_t)at * 1000000ULL)) >= 0)
-		r = sd_event_source_set_enabled(d->warning, SD_EVENT_ONESHOT);
+	r = set_timer(d, &d->warning, CLOCK_REALTIME,
+			at <= 0 ? UINT64_MAX : (uint64_t)at * 1000000ULL, on_warning);
 	if (r < 0)
 		log_error_errno(r, "cannot arm the expiry warning timer");
 }

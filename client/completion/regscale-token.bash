@@ -19,7 +19,7 @@ _regscale_token_profiles()
 _regscale_token()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local commands='get exec status whoami login logout refresh ping help'
+	local commands='get exec status whoami login logout refresh ping check metrics help'
 	local global='--socket --profile -p --timeout --daemon-user --json --help -h --version -V'
 	local i cmd='' cmd_at=0 opts
 	COMPREPLY=()
@@ -60,7 +60,7 @@ _regscale_token()
 		COMPREPLY=($(compgen -u -- "$cur"))
 		return
 		;;
-	--timeout | --min-valid | --wait | --username)
+	--timeout | --min-valid | --wait | --username | --warn | --crit)
 		return
 		;;
 	--format)
@@ -109,7 +109,8 @@ _regscale_token()
 		;;
 	login) opts='--username --mfa --token --token-file --json --help' ;;
 	refresh) opts='--mfa --json --help' ;;
-	status | whoami | logout | ping) opts='--json --help' ;;
+	status | whoami | logout | ping | metrics) opts='--json --help' ;;
+	check) opts='--warn --crit --help' ;;
 	help)
 		((COMP_CWORD == cmd_at + 1)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
 		return

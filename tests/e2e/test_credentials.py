@@ -37,6 +37,7 @@ What cannot be tested here, since PID 1 is not systemd:
     (`systemd-analyze security` lists it; the exposure stays 1.2).
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -167,14 +168,24 @@ def test_encrypt_commands_name_the_units_credentials():
     # "systemd-creds encrypt --name=ID" and Ansible's "argv: [systemd-creds, encrypt, ...".
     encrypt_re = r"systemd-creds,? encrypt,?[^\n]*?--name=([A-Za-z0-9_.-]+)"
     docs = {}
-    for rel in ("README.md", os.path.join("docs", "fleet.md")):
+    examples = sorted(glob.glob(os.path.join(SOURCE_ROOT, "docs", "examples", "*.conf")))
+    assert examples
+    for rel in ["README.md", os.path.join("docs", "fleet.md")] + [
+            os.path.relpath(e, SOURCE_ROOT) for e in examples]:
         with open(os.path.join(SOURCE_ROOT, rel)) as f:
             docs[rel] = f.read()
     docs[UNIT] = unit_text(UNIT)
+    # Where the unit reads each credential from, with %i standing for any profile name.
+    paths = {name: re.compile(re.escape(path).replace("%i", "(?:[A-Za-z0-9_-]+|%i|PROFILE)"))
+             for name, path in active + documented}
     for where, text in docs.items():
         names = re.findall(encrypt_re, text)
         assert names, where
         assert set(names) <= known, (where, names, known)
+        # A drop-in a document shows names the file the unit's comments and README use.
+        dropins = r"LoadCredentialEncrypted=([^:\s`]+):([^\s`),]*[^\s`),.])"
+        for name, path in re.findall(dropins, text):
+            assert name in paths and paths[name].fullmatch(path), (where, name, path)
     assert {password_credential()[0], token_credential()[0]} <= set(
         re.findall(encrypt_re, docs["README.md"]))
 

@@ -146,3 +146,29 @@ int listen_unix_path(const char *path, bool shared, int *ret_fd, ino_t *ret_ino)
 	*ret_fd = take_fd(&fd);
 	return 0;
 }
+
+int listen_socket_path(int fd, char **ret)
+{
+	struct sockaddr_un sa = {0};
+	socklen_t len = sizeof(sa);
+	size_t n;
+	char *p;
+
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return -errno;
+	if (sa.sun_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path))
+		return -EADDRNOTAVAIL;
+	n = len - offsetof(struct sockaddr_un, sun_path);
+	if (sa.sun_path[0] == '\0') {
+		/* Abstract: "@NAME", as ss(8) and systemd write it; a NUL inside ends it. */
+		n = strnlen(sa.sun_path + 1, n - 1);
+		if (asprintf(&p, "@%.*s", (int)n, sa.sun_path + 1) < 0)
+			return -ENOMEM;
+	} else {
+		p = strndup(sa.sun_path, strnlen(sa.sun_path, n));
+		if (!p)
+			return -ENOMEM;
+	}
+	*ret = p;
+	return 0;
+}

@@ -16,3 +16,8 @@
  * the listening, non-blocking, close-on-exec socket in *ret_fd (owned by the caller) and
  * the socket file's inode in *ret_ino, or -errno (logged). */
 int listen_unix_path(const char *path, bool shared, int *ret_fd, ino_t *ret_ino);
+
+/* Returns the address a Unix socket fd is bound to (a socket systemd passed us), in *ret (a
+ * new string, the caller frees): its path, or "@NAME" for an abstract one. -EADDRNOTAVAIL
+ * for a socket bound to no address, else -errno. */
+int listen_socket_path(int fd, char **ret);

@@ -11,8 +11,11 @@
 #include <unistd.h>
 
 #include "common/harden.h"
+#include "common/util.h"
 #include "daemon/access.h"
+#include "daemon/listen.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/source.h"
 #include "daemon/tokend.h"
@@ -69,9 +72,11 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	return 0;
 }
 
+/* Listens on the socket systemd passed, else on socket_arg, [daemon] socket or the default
+ * path; the metrics name the daemon after that socket's file. */
 static int setup_socket(struct tokend *d, const char *socket_arg)
 {
-	char *path;
+	_cleanup_(freep) char *path = NULL;
 	int n, r;
 
 	n = sd_listen_fds(1);
@@ -83,22 +88,36 @@ static int setup_socket(struct tokend *d, const char *socket_arg)
 		if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)
 			return log_error_errno(-EINVAL, "the socket passed by systemd is not a "
 							"listening Unix stream socket");
-		log_info("serving on the socket passed by systemd");
-		return server_listen_fd(d->server, SD_LISTEN_FDS_START);
-	}
-	if (socket_arg)
-		path = strdup(socket_arg);
-	else if (d->config.socket)
-		path = strdup(d->config.socket);
-	else
-		path = default_socket_path();
-	if (!path)
-		return -ENOMEM;
-	r = server_listen_path(d->server, path, access_is_shared(d->access));
-	if (r >= 0)
+		r = server_listen_fd(d->server, SD_LISTEN_FDS_START);
+		if (r < 0)
+			return r;
+		r = listen_socket_path(SD_LISTEN_FDS_START, &path);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			log_info("serving on the socket passed by systemd");
+			log_warning_errno(r,
+					"cannot tell the path of the socket passed by systemd; "
+					"the metrics carry profile=\"\"");
+			return 0;
+		}
+		log_info("serving on the socket passed by systemd, %s", path);
+	} else {
+		if (socket_arg)
+			path = strdup(socket_arg);
+		else if (d->config.socket)
+			path = strdup(d->config.socket);
+		else
+			path = default_socket_path();
+		if (!path)
+			return -ENOMEM;
+		r = server_listen_path(d->server, path, access_is_shared(d->access));
+		if (r < 0)
+			return r;
 		log_info("serving on %s", path);
-	free(path);
-	return r;
+	}
+	r = metrics_set_socket(d->metrics, path);
+	return r < 0 ? log_error_errno(r, "cannot name the metrics' profile") : 0;
 }
 
 static int run(const char *config_path, const char *socket_arg, const char *login_helper)

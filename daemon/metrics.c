@@ -1,11 +1,14 @@
 /* The counters and their exposition, see metrics.h. The text format is Prometheus' version
  * 0.0.4: every family has its # HELP and # TYPE line before its samples, once; samples carry
- * no timestamp (node_exporter's textfile collector refuses them). */
+ * no timestamp (node_exporter's textfile collector refuses them). Every sample carries the
+ * label profile: the collector merges the files of all daemons on a host and refuses a
+ * series two of them write, and a label on an _info series alone would not tell them apart. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/utf8.h"
 #include "common/util.h"
 #include "daemon/metrics.h"
 
@@ -21,6 +24,7 @@ struct metrics {
 	unsigned connections;
 	int64_t started; /* unix seconds */
 	bool changed;    /* since the last metrics_take(): the hook was called */
+	char *profile;   /* the label profile: valid UTF-8, not escaped; NULL: "" */
 	void (*hook)(void *userdata);
 	void *userdata;
 };
@@ -53,8 +57,40 @@ int metrics_new(struct metrics **ret)
 
 struct metrics *metrics_free(struct metrics *m)
 {
+	if (!m)
+		return NULL;
+	free(m->profile);
 	free(m);
 	return NULL;
+}
+
+int metrics_set_socket(struct metrics *m, const char *socket_path)
+{
+	const char *name = strrchr(socket_path, '/');
+	size_t len, suffix = strlen(".sock");
+	char *p;
+
+	name = name ? name + 1 : socket_path;
+	len = strlen(name);
+	/* The client's -p NAME is NAME.sock; ".sock" alone is no NAME. */
+	if (len > suffix && strcmp(name + len - suffix, ".sock") == 0)
+		len -= suffix;
+	p = strndup(name, len);
+	if (!p)
+		return -ENOMEM;
+	/* A label value is UTF-8; a path is any bytes. */
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_sequence_len(p + i, len - i);
+
+		if (n == 0) {
+			p[i] = '?';
+			n = 1;
+		}
+		i += n;
+	}
+	free(m->profile);
+	m->profile = p;
+	return 0;
 }
 
 void metrics_set_hook(struct metrics *m, void (*changed)(void *userdata), void *userdata)
@@ -132,6 +168,15 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP " PREFIX "%s %s\n# TYPE " PREFIX "%s %s\n", name, help, name, type);
 }
 
+/* The start of a sample of family name: its name and the label profile, the braces left
+ * open for more labels (",k=\"v\"") and the closing "} VALUE". */
+static void series(FILE *f, const struct metrics *m, const char *name)
+{
+	fprintf(f, PREFIX "%s{profile=\"", name);
+	metrics_write_label_value(f, m->profile ? m->profile : "");
+	fputc('"', f);
+}
+
 static void requests(FILE *f, const struct metrics *m)
 {
 	family(f, "requests_total", "counter",
@@ -146,16 +191,18 @@ static void requests(FILE *f, const struct metrics *m)
 			if (m->requests[op][res] == 0 &&
 					(res != PROTO_OK || op == METRICS_OP_INVALID))
 				continue;
-			fprintf(f, PREFIX "requests_total{op=\"%s\",result=\"%s\"} %llu\n", name,
-					proto_error_name(res),
+			series(f, m, "requests_total");
+			fprintf(f, ",op=\"%s\",result=\"%s\"} %llu\n", name, proto_error_name(res),
 					(unsigned long long)m->requests[op][res]);
 		}
 }
 
-static void put(FILE *f, const char *name, const char *type, const char *help, long long v)
+static void put(FILE *f, const struct metrics *m, const char *name, const char *type,
+		const char *help, long long v)
 {
 	family(f, name, type, help);
-	fprintf(f, PREFIX "%s %lld\n", name, v);
+	series(f, m, name);
+	fprintf(f, "} %lld\n", v);
 }
 
 int metrics_take(struct metrics *m, const struct lc_info *info, char **ret, size_t *ret_len)
@@ -171,21 +218,24 @@ int metrics_take(struct metrics *m, const struct lc_info *info, char **ret, size
 	family(f, "info", "gauge",
 			"The daemon's version, and the kind of token held: service, login, pasted, "
 			"or none.");
-	fputs(PREFIX "info{version=\"", f);
+	series(f, m, "info");
+	fputs(",version=\"", f);
 	metrics_write_label_value(f, RT_VERSION);
 	fprintf(f, "\",kind=\"%s\"} 1\n", info->has_token && info->kind ? info->kind : "none");
 
 	family(f, "state", "gauge", "The token's state (as in status): 1 for the current one.");
-	for (int s = 0; s < _PROTO_STATE_MAX; s++)
-		fprintf(f, PREFIX "state{state=\"%s\"} %d\n", proto_state_name(s),
+	for (int s = 0; s < _PROTO_STATE_MAX; s++) {
+		series(f, m, "state");
+		fprintf(f, ",state=\"%s\"} %d\n", proto_state_name(s),
 				info->state == (enum proto_state)s);
+	}
 
-	put(f, "expiry_timestamp_seconds", "gauge",
+	put(f, m, "expiry_timestamp_seconds", "gauge",
 			"When the held token stops being served, in unix seconds; 0 without a "
 			"token "
 			"or without a known expiry.",
 			info->has_token ? (long long)info->expires_at : 0);
-	put(f, "next_refresh_timestamp_seconds", "gauge",
+	put(f, m, "next_refresh_timestamp_seconds", "gauge",
 			"When the next background login is planned, in unix seconds; 0 when none "
 			"is.",
 			(long long)info->next_refresh);
@@ -193,25 +243,29 @@ int metrics_take(struct metrics *m, const struct lc_info *info, char **ret, size
 	family(f, "logins_total", "counter",
 			"Logins to RegScale and checks of pasted tokens, by result: ok, rejected "
 			"(RegScale said no) or failed (no usable answer).");
-	for (int r = 0; r < _METRICS_LOGIN_MAX; r++)
-		fprintf(f, PREFIX "logins_total{result=\"%s\"} %llu\n", login_results[r],
+	for (int r = 0; r < _METRICS_LOGIN_MAX; r++) {
+		series(f, m, "logins_total");
+		fprintf(f, ",result=\"%s\"} %llu\n", login_results[r],
 				(unsigned long long)m->logins[r]);
-	put(f, "last_login_timestamp_seconds", "gauge",
+	}
+	put(f, m, "last_login_timestamp_seconds", "gauge",
 			"When the last successful login (or pasted token's check) ended, in unix "
 			"seconds; 0 before the first.",
 			(long long)m->last_login_ok);
-	put(f, "retries", "gauge", "Failed logins since the last successful one.",
+	put(f, m, "retries", "gauge", "Failed logins since the last successful one.",
 			(long long)info->retries);
 
 	requests(f, m);
 
 	family(f, "clients_refused_total", "counter",
 			"Connections the daemon refused or closed on its own, by reason.");
-	for (int r = 0; r < _METRICS_REFUSED_MAX; r++)
-		fprintf(f, PREFIX "clients_refused_total{reason=\"%s\"} %llu\n", refusal_reasons[r],
+	for (int r = 0; r < _METRICS_REFUSED_MAX; r++) {
+		series(f, m, "clients_refused_total");
+		fprintf(f, ",reason=\"%s\"} %llu\n", refusal_reasons[r],
 				(unsigned long long)m->refused[r]);
-	put(f, "connections", "gauge", "Client connections open.", (long long)m->connections);
-	put(f, "start_time_seconds", "gauge", "When the daemon started, in unix seconds.",
+	}
+	put(f, m, "connections", "gauge", "Client connections open.", (long long)m->connections);
+	put(f, m, "start_time_seconds", "gauge", "When the daemon started, in unix seconds.",
 			(long long)m->started);
 
 	bad = ferror(f);

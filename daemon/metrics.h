@@ -46,6 +46,12 @@ int metrics_new(struct metrics **ret);
 /* Frees m. Accepts NULL, returns NULL. */
 struct metrics *metrics_free(struct metrics *m);
 
+/* Names the daemon in every series by the socket it serves on: label profile="NAME", NAME
+ * the file name of socket_path less ".sock" (what the client calls the profile: -p NAME is
+ * .../NAME.sock), the whole file name when it does not end in ".sock"; bytes that are no
+ * UTF-8 become '?'. Until it is called, profile="". Returns 0, or -ENOMEM (m unchanged). */
+int metrics_set_socket(struct metrics *m, const char *socket_path);
+
 /* Sets the hook called on the first change after metrics_take() (NULL: none). */
 void metrics_set_hook(struct metrics *m, void (*changed)(void *userdata), void *userdata);
 

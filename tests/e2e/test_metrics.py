@@ -3,9 +3,10 @@ password mode and the bundled RegScale server. The exposition is parsed strictly
 Prometheus text format 0.0.4 (parse() below; `promtool check metrics` too where Debian's
 prometheus package installed it), and its values must follow what happens: logins that
 work, are rejected or fail, requests and their errors, clients refused (as another uid, with
-setpriv), open connections. metrics_file must hold the same text, be replaced by rename
-(never seen partial by a reader), written at once on a state change, and not at all while
-the daemon is idle.
+setpriv), open connections. Every series carries the label profile, the name of the
+daemon's socket less ".sock", so that two daemons' files in one textfile directory hold no
+series twice. metrics_file must hold the same text, be replaced by rename (never seen partial
+by a reader), written at once on a state change, and not at all while the daemon is idle.
 """
 
 import json
@@ -160,6 +161,55 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
+def profile_of(d):
+    """The profile d's metrics name: its socket's file name less .sock, as the client's -p."""
+    name = os.path.basename(d.socket)
+    return name[:-len(".sock")] if name.endswith(".sock") and name != ".sock" else name
+
+
+def own(samples, profile):
+    """Checks that every series carries profile="profile"; returns the samples without it,
+    for value()."""
+    out = {}
+    for (name, labels), v in samples.items():
+        d = dict(labels)
+        if d.pop("profile", None) != profile:
+            raise FormatError("%s%r: not profile %r" % (name, labels, profile))
+        out[(name, tuple(sorted(d.items())))] = v
+    return out
+
+
+def file_samples(d, path):
+    """metrics_file path of daemon d, parsed strictly, its profile checked and left out."""
+    return own(parse(read_file(path))[2], profile_of(d))
+
+
+def merge(texts):
+    """What node_exporter's textfile collector makes of several files: one family of each
+    name (their HELP and TYPE must agree), holding the samples of all of them; every series
+    must then be unique, as parse() demands."""
+    families, order = {}, []
+    for text in texts:
+        seen = {}
+        for line in text[:-1].split("\n"):
+            m = re.match(r"# (?:HELP|TYPE) (" + NAME + r") ", line) or re.match(NAME, line)
+            name = m.group(1) if line.startswith("#") else m.group(0)
+            if name not in families:
+                families[name] = {"head": [], "samples": []}
+                order.append(name)
+            fam = families[name]
+            if line.startswith("#"):
+                seen.setdefault(name, []).append(line)
+            else:
+                fam["samples"].append(line)
+        for name, head in seen.items():
+            if families[name]["head"] and families[name]["head"] != head:
+                raise FormatError("%s: HELP or TYPE differ between files" % name)
+            families[name]["head"] = head
+    return "".join("\n".join(families[n]["head"] + families[n]["samples"]) + "\n"
+                   for n in order)
+
+
 FAMILIES = {
     "regscale_token_info": "gauge",
     "regscale_token_state": "gauge",
@@ -193,6 +243,7 @@ def metrics(d):
     rc, out, err = d.client("metrics")
     assert rc == 0 and err == "", (rc, out, err)
     types, helps, samples = parse(out)
+    samples = own(samples, profile_of(d))
     assert types == FAMILIES, types
     states = {dict(k[1])["state"]: v for k, v in samples.items()
               if k[0] == "regscale_token_state"}
@@ -230,6 +281,20 @@ def test_parser_is_strict():
             parse(bad)
     _, _, s = parse('# HELP g x\n# TYPE g gauge\ng{a="q\\"\\\\\\n"} -1.5e3\n')
     assert value(s, "g", a='q"\\\n') == -1500.0
+    # A series without the profile, or of another.
+    with pytest.raises(FormatError):
+        own(parse(good)[2], "prod")
+    with pytest.raises(FormatError):
+        own(parse(good.replace('x="1"', 'profile="staging",x="1"'))[2], "prod")
+    assert own(parse(good.replace('x="1"', 'profile="prod",x="1"'))[2], "prod") == {
+        ("a_total", (("x", "1"),)): 2}
+    # Two files merged as the collector does: families once, a series twice refused.
+    other = good.replace('x="1"', 'x="2"')
+    assert value(parse(merge([good, other]))[2], "a_total", x="2") == 2
+    with pytest.raises(FormatError):
+        parse(merge([good, good]))
+    with pytest.raises(FormatError):
+        merge([good, other.replace("# HELP a_total x", "# HELP a_total y")])
 
 
 def test_logins_requests_and_reply(lg):
@@ -258,11 +323,11 @@ def test_logins_requests_and_reply(lg):
     r = d.rpc({"op": "metrics", "id": 5})
     assert r["ok"] is True and r["v"] == 1 and r["id"] == "5", r
     assert r["format"] == "prometheus-0.0.4"
-    _, _, s2 = parse(r["metrics"])
+    s2 = own(parse(r["metrics"])[2], profile_of(d))
     metrics_ok = value(s, "regscale_token_requests_total", op="metrics", result="ok")
     assert value(s2, "regscale_token_requests_total", op="metrics", result="ok") == metrics_ok + 1
     # The client prints that text exactly: the same but for the request counted since.
-    series = 'regscale_token_requests_total{op="metrics",result="ok"} '
+    series = 'regscale_token_requests_total{profile="d0",op="metrics",result="ok"} '
     rc, out, err = d.client("metrics")
     assert rc == 0 and out == r["metrics"].replace(
         series + "%d\n" % (metrics_ok + 1), series + "%d\n" % (metrics_ok + 2)), (out, r)
@@ -417,7 +482,7 @@ def test_refused_clients(lg):
         assert r["error"] == "permission_denied", r
     r = raw_as(d, reader, '{"op":"metrics"}')
     assert r["ok"] is True and r["format"] == "prometheus-0.0.4", r
-    parse(r["metrics"])
+    own(parse(r["metrics"])[2], "d")
     r = raw_as(d, reader, '{"op":"logout"}')
     assert r["error"] == "permission_denied", r
     # A second connection of the reader while its first is open: max_connections_per_user.
@@ -495,17 +560,17 @@ def test_metrics_file(lg):
         os.umask(old)
     d.wait_valid()
     assert wait_until(lambda: os.path.exists(prom) and
-                      "regscale_token_state{state=\"valid\"} 1" in read_file(prom), 5)
+                      'regscale_token_state{profile="d0",state="valid"} 1' in read_file(prom), 5)
     st = os.stat(prom)
     assert stat.S_IMODE(st.st_mode) == 0o644 and st.st_uid == os.geteuid()
-    parse(read_file(prom))
+    file_samples(d, prom)
     promtool_check(read_file(prom))
     assert sorted(os.listdir(os.path.dirname(prom))) == ["regscale-token.prom"]
 
     # Idle: no write at all (same inode and mtime for longer than the delay), once the
     # write for the last status request of wait_valid() is done.
     time.sleep(DELAY + 1)
-    assert value(parse(read_file(prom))[2], "regscale_token_connections") == 0
+    assert value(file_samples(d, prom), "regscale_token_connections") == 0
     st, woken = os.stat(prom), wakeups(d.pid)
     time.sleep(4)
     st2 = os.stat(prom)
@@ -517,10 +582,10 @@ def test_metrics_file(lg):
     # what the file says.
     with Conn(d.socket) as c:
         r1 = c.call({"op": "metrics"})
-        n1 = value(parse(r1["metrics"])[2], "regscale_token_requests_total", op="metrics",
-                   result="ok")
+        n1 = value(own(parse(r1["metrics"])[2], "d0"), "regscale_token_requests_total",
+                   op="metrics", result="ok")
         t0 = time.monotonic()
-        assert wait_until(lambda: value(parse(read_file(prom))[2],
+        assert wait_until(lambda: value(file_samples(d, prom),
                                         "regscale_token_requests_total", op="metrics",
                                         result="ok") == n1 + 1, 10)
         delay = time.monotonic() - t0
@@ -533,8 +598,8 @@ def test_metrics_file(lg):
     # A state change is written at once.
     assert d.rpc({"op": "logout"})["ok"] is True
     t0 = time.monotonic()
-    assert wait_until(lambda: "regscale_token_state{state=\"no_token\"} 1" in read_file(prom),
-                      5)
+    assert wait_until(lambda: 'regscale_token_state{profile="d0",state="no_token"} 1'
+                      in read_file(prom), 5)
     assert time.monotonic() - t0 < 1.5
 
     # Stopped, the daemon has no metrics: the file goes with it.
@@ -562,9 +627,9 @@ def test_metrics_file_atomic(lg):
                 continue
             seen.add(ino)
             try:
-                parse(text)
+                own(parse(text)[2], "d0")
                 last = text.rstrip("\n").rsplit("\n", 1)[-1]
-                assert last.startswith("regscale_token_start_time_seconds "), last
+                assert last.startswith('regscale_token_start_time_seconds{profile="d0"} '), last
             except AssertionError as e:
                 bad.append("%s: %r" % (e, text[-200:]))
             names.update(os.listdir(os.path.dirname(prom)))
@@ -584,6 +649,49 @@ def test_metrics_file_atomic(lg):
     assert not bad, bad[:3]
     assert len(seen) >= 3, seen
     assert all(n == "regscale-token.prom" or not n.endswith(".prom") for n in names), names
+
+
+def test_two_profiles_one_directory(lg):
+    """Two daemons on one host (the profiles prod and staging), each with its metrics_file
+    in one textfile directory: every series of each file carries its profile, so the files
+    merged as node_exporter's collector merges them hold no series twice (the collector
+    refuses a series "collected before with the same name and label values"); promtool
+    accepts each file. A daemon on a socket path not ending in .sock is named by the whole
+    file name."""
+    textfile = os.path.join(lg.workdir, "textfile")
+    os.mkdir(textfile, 0o755)
+    srv = lg.server()
+    daemons = []
+    for name in ("prod", "staging"):
+        prom = os.path.join(textfile, "regscale-token-%s.prom" % name)
+        daemons.append((name, lg.daemon(srv, name=name, extra="metrics_file = %s\n" % prom),
+                        prom))
+    for _, d, prom in daemons:
+        d.wait_valid()
+        assert wait_until(lambda: os.path.exists(prom) and current_state(
+            parse(read_file(prom))[2]) == "valid", 5)
+    texts = [read_file(prom) for _, _, prom in daemons]
+    assert sorted(os.listdir(textfile)) == ["regscale-token-prod.prom",
+                                            "regscale-token-staging.prom"]
+    _, _, union = parse(merge(texts))
+    assert len(union) == sum(len(parse(t)[2]) for t in texts)
+    for (name, d, _), text in zip(daemons, texts):
+        assert profile_of(d) == name
+        assert value(own(parse(text)[2], name), "regscale_token_state", state="valid") == 1
+    assert {dict(k[1])["profile"] for k in union} == {"prod", "staging"}
+    assert value(union, "regscale_token_connections", profile="prod") is not None
+    assert value(union, "regscale_token_connections", profile="staging") is not None
+
+    # The daemon's socket = PATH (or the client's --socket) need not end in .sock.
+    d = lg.daemon(srv, name="odd", socket_path=os.path.join(lg.workdir, "odd-socket"))
+    d.wait_valid()
+    assert profile_of(d) == "odd-socket"
+    metrics(d)
+
+    if not shutil.which("promtool"):
+        pytest.skip("promtool is not installed (Debian: prometheus)")
+    for text in texts + [merge(texts)]:
+        promtool_check(text)
 
 
 def test_metrics_file_must_be_absolute(lg):

@@ -217,7 +217,12 @@ def test_socket_activation_serves_passed_socket(workdir, services):
     assert run_client(["get", "--format", "bearer"], env_s)[1] == "Bearer " + token + "\n"
     assert not os.path.lexists(own)
     assert sorted(os.listdir(run)) == ["prod.sock"]
-    assert "serving on the socket passed by systemd" in svc.log_text()
+    assert "serving on the socket passed by systemd, " + listen in svc.log_text()
+    # The metrics name the profile of the socket passed (getsockname), not of [daemon] socket.
+    rc, out, err = run_client(["--socket", listen, "metrics"], env)
+    samples = [line for line in out.splitlines() if not line.startswith("#")]
+    assert rc == 0 and samples, (rc, out, err)
+    assert all(re.match(r'regscale_token_[a-z_]+\{profile="prod"[,}]', x) for x in samples), out
     ino = os.lstat(listen).st_ino
     assert svc.stop() == 0
     # The socket belongs to the service manager: the daemon leaves it in place.

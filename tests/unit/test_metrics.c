@@ -36,7 +36,8 @@ static long long sample(const char *text, const char *series)
 
 /* Checks the rules of the 0.0.4 text format that the daemon's output must keep: one HELP
  * and one TYPE line per family, both before its samples, which come together; names of
- * [a-zA-Z_:][a-zA-Z0-9_:]*; a value after one space; every line ends in a newline. */
+ * [a-zA-Z_:][a-zA-Z0-9_:]*; the label profile first on every sample; a value after one
+ * space; every line ends in a newline. */
 static void check_format(const char *text)
 {
 	char family[128] = "", seen[64][128];
@@ -82,7 +83,8 @@ static void check_format(const char *text)
 				"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:");
 		assert_true(len > 0 && !(line[0] >= '0' && line[0] <= '9'));
 		assert_true(strlen(family) == len && strncmp(line, family, len) == 0);
-		if (line[len] == '{') {
+		assert_memory_equal(line + len, "{profile=\"", strlen("{profile=\""));
+		{
 			const char *close = strrchr(line, '}');
 			assert_non_null(close);
 			len = (size_t)(close - line) + 1;
@@ -111,37 +113,48 @@ static void test_fresh(void **state)
 	char *t;
 
 	assert_int_equal(metrics_new(&m), 0);
+	assert_int_equal(metrics_set_socket(m, "/run/regscale-token/prod.sock"), 0);
 	t = take(m, &no_token);
-	assert_int_equal(sample(t, "regscale_token_info{version=\"" RT_VERSION "\",kind=\"none\"}"),
+	assert_int_equal(sample(t, "regscale_token_info{profile=\"prod\",version=\"" RT_VERSION
+				   "\",kind=\"none\"}"),
 			1);
 	for (int s = 0; s < _PROTO_STATE_MAX; s++) {
 		char series[128];
 
-		snprintf(series, sizeof(series), "regscale_token_state{state=\"%s\"}",
+		snprintf(series, sizeof(series),
+				"regscale_token_state{profile=\"prod\",state=\"%s\"}",
 				proto_state_name(s));
 		assert_int_equal(sample(t, series), s == PROTO_STATE_NO_TOKEN);
 	}
-	assert_int_equal(sample(t, "regscale_token_expiry_timestamp_seconds"), 0);
-	assert_int_equal(sample(t, "regscale_token_last_login_timestamp_seconds"), 0);
-	assert_int_equal(sample(t, "regscale_token_logins_total{result=\"ok\"}"), 0);
-	assert_int_equal(sample(t, "regscale_token_logins_total{result=\"rejected\"}"), 0);
-	assert_int_equal(sample(t, "regscale_token_logins_total{result=\"failed\"}"), 0);
+	assert_int_equal(sample(t, "regscale_token_expiry_timestamp_seconds{profile=\"prod\"}"), 0);
+	assert_int_equal(sample(t, "regscale_token_last_login_timestamp_seconds{profile=\"prod\"}"),
+			0);
+	assert_int_equal(sample(t, "regscale_token_logins_total{profile=\"prod\",result=\"ok\"}"),
+			0);
+	assert_int_equal(sample(t, "regscale_token_logins_total{profile=\"prod\",result="
+				   "\"rejected\"}"),
+			0);
+	assert_int_equal(sample(t, "regscale_token_logins_total{profile=\"prod\",result="
+				   "\"failed\"}"),
+			0);
 	for (int op = 0; op < _PROTO_OP_MAX; op++) {
 		char series[128];
 
 		snprintf(series, sizeof(series),
-				"regscale_token_requests_total{op=\"%s\",result=\"ok\"}",
+				"regscale_token_requests_total{profile=\"prod\",op=\"%s\",result="
+				"\"ok\"}",
 				proto_op_name(op));
 		assert_int_equal(sample(t, series), 0);
 	}
 	/* Errors appear once they happened. */
 	assert_null(strstr(t, "result=\"no_token\""));
 	assert_null(strstr(t, "op=\"invalid\""));
-	assert_int_equal(sample(t, "regscale_token_clients_refused_total{reason=\"permission_"
+	assert_int_equal(sample(t, "regscale_token_clients_refused_total{profile=\"prod\",reason="
+				   "\"permission_"
 				   "denied\"}"),
 			0);
-	assert_int_equal(sample(t, "regscale_token_connections"), 0);
-	assert_true(sample(t, "regscale_token_start_time_seconds") > 1700000000);
+	assert_int_equal(sample(t, "regscale_token_connections{profile=\"prod\"}"), 0);
+	assert_true(sample(t, "regscale_token_start_time_seconds{profile=\"prod\"}") > 1700000000);
 	free(t);
 	metrics_free(m);
 }
@@ -161,6 +174,7 @@ static void test_counts(void **state)
 	char *t;
 
 	assert_int_equal(metrics_new(&m), 0);
+	assert_int_equal(metrics_set_socket(m, "/run/regscale-token/prod.sock"), 0);
 	for (int i = 0; i < 3; i++)
 		metrics_count_request(m, PROTO_OP_GET, PROTO_OK);
 	metrics_count_request(m, PROTO_OP_GET, PROTO_E_NO_TOKEN);
@@ -181,49 +195,71 @@ static void test_counts(void **state)
 	metrics_set_connections(m, 5);
 	metrics_set_connections(m, 4);
 	t = take(m, &valid);
-	assert_int_equal(
-			sample(t, "regscale_token_info{version=\"" RT_VERSION "\",kind=\"login\"}"),
+	assert_int_equal(sample(t, "regscale_token_info{profile=\"prod\",version=\"" RT_VERSION
+				   "\",kind=\"login\"}"),
 			1);
-	assert_int_equal(sample(t, "regscale_token_state{state=\"valid\"}"), 1);
-	assert_int_equal(sample(t, "regscale_token_state{state=\"no_token\"}"), 0);
-	assert_int_equal(sample(t, "regscale_token_expiry_timestamp_seconds"), 1795960800);
-	assert_int_equal(sample(t, "regscale_token_next_refresh_timestamp_seconds"), 1795918000);
-	assert_int_equal(sample(t, "regscale_token_retries"), 2);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"get\",result=\"ok\"}"), 3);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"get\",result=\"no_token\"}"),
+	assert_int_equal(sample(t, "regscale_token_state{profile=\"prod\",state=\"valid\"}"), 1);
+	assert_int_equal(sample(t, "regscale_token_state{profile=\"prod\",state=\"no_token\"}"), 0);
+	assert_int_equal(sample(t, "regscale_token_expiry_timestamp_seconds{profile=\"prod\"}"),
+			1795960800);
+	assert_int_equal(sample(t, "regscale_token_next_refresh_timestamp_seconds{profile="
+				   "\"prod\"}"),
+			1795918000);
+	assert_int_equal(sample(t, "regscale_token_retries{profile=\"prod\"}"), 2);
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"get\","
+				   "result=\"ok\"}"),
+			3);
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"get\","
+				   "result=\"no_token\"}"),
 			1);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"login\",result=\"permission_"
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"login\","
+				   "result=\"permission_"
 				   "denied\"}"),
 			1);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"login\",result=\"ok\"}"), 0);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"invalid\",result=\"bad_"
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"login\","
+				   "result=\"ok\"}"),
+			0);
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"invalid\","
+				   "result=\"bad_"
 				   "request\"}"),
 			1);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"invalid\",result=\"unknown_"
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"invalid\","
+				   "result=\"unknown_"
 				   "op\"}"),
 			2);
-	assert_int_equal(sample(t, "regscale_token_requests_total{op=\"invalid\",result=\"ok\"}"),
+	assert_int_equal(sample(t, "regscale_token_requests_total{profile=\"prod\",op=\"invalid\","
+				   "result=\"ok\"}"),
 			-1);
-	assert_int_equal(sample(t, "regscale_token_logins_total{result=\"ok\"}"), 2);
-	assert_int_equal(sample(t, "regscale_token_logins_total{result=\"rejected\"}"), 1);
-	assert_int_equal(sample(t, "regscale_token_logins_total{result=\"failed\"}"), 1);
+	assert_int_equal(sample(t, "regscale_token_logins_total{profile=\"prod\",result=\"ok\"}"),
+			2);
+	assert_int_equal(sample(t, "regscale_token_logins_total{profile=\"prod\",result="
+				   "\"rejected\"}"),
+			1);
+	assert_int_equal(sample(t, "regscale_token_logins_total{profile=\"prod\",result="
+				   "\"failed\"}"),
+			1);
 	/* The last successful one, not the last one. */
-	assert_int_equal(sample(t, "regscale_token_last_login_timestamp_seconds"), 1795000300);
-	assert_int_equal(sample(t, "regscale_token_clients_refused_total{reason=\"permission_"
+	assert_int_equal(sample(t, "regscale_token_last_login_timestamp_seconds{profile=\"prod\"}"),
+			1795000300);
+	assert_int_equal(sample(t, "regscale_token_clients_refused_total{profile=\"prod\",reason="
+				   "\"permission_"
 				   "denied\"}"),
 			1);
-	assert_int_equal(
-			sample(t, "regscale_token_clients_refused_total{reason=\"too_large\"}"), 2);
-	assert_int_equal(sample(t, "regscale_token_clients_refused_total{reason=\"evicted\"}"), 0);
-	assert_int_equal(sample(t, "regscale_token_connections"), 4);
+	assert_int_equal(sample(t, "regscale_token_clients_refused_total{profile=\"prod\",reason="
+				   "\"too_large\"}"),
+			2);
+	assert_int_equal(sample(t, "regscale_token_clients_refused_total{profile=\"prod\",reason="
+				   "\"evicted\"}"),
+			0);
+	assert_int_equal(sample(t, "regscale_token_connections{profile=\"prod\"}"), 4);
 	free(t);
 
 	/* A token without a known expiry, and a service token. */
 	valid.expires_at = 0;
 	valid.kind = PROTO_KIND_SERVICE;
 	t = take(m, &valid);
-	assert_int_equal(sample(t, "regscale_token_expiry_timestamp_seconds"), 0);
-	assert_int_equal(sample(t, "regscale_token_info{version=\"" RT_VERSION
+	assert_int_equal(sample(t, "regscale_token_expiry_timestamp_seconds{profile=\"prod\"}"), 0);
+	assert_int_equal(sample(t, "regscale_token_info{profile=\"prod\",version=\"" RT_VERSION
 				   "\",kind=\"service\"}"),
 			1);
 	free(t);
@@ -248,6 +284,7 @@ static void test_hook(void **state)
 	struct metrics *m = NULL;
 
 	assert_int_equal(metrics_new(&m), 0);
+	assert_int_equal(metrics_set_socket(m, "/run/regscale-token/prod.sock"), 0);
 	metrics_set_hook(m, hook, &hook_calls);
 	hook_calls = 0;
 	metrics_count_request(m, PROTO_OP_GET, PROTO_OK);
@@ -283,6 +320,140 @@ static void test_label_escaping(void **state)
 	free(buf);
 }
 
+/* The series of text: each sample line less its value, "name{labels}", one per line, in a
+ * new string. */
+static char *series_of(const char *text)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	for (const char *p = text; *p;) {
+		const char *end = strchr(p, '\n'), *space = memrchr(p, ' ', (size_t)(end - p));
+
+		if (*p != '#')
+			fprintf(f, "%.*s\n", (int)(space - p), p);
+		p = end + 1;
+	}
+	assert_int_equal(fclose(f), 0);
+	return out;
+}
+
+/* Returns true if line (without its newline) is a line of text, or the start of one up to a
+ * space (a sample line less its value). */
+static bool has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; *p; p = strchr(p, '\n') + 1)
+		if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == ' '))
+			return true;
+	return false;
+}
+
+/* The exposition of a fresh m named after socket_path; checked as take() does. */
+static char *take_named(const char *socket_path)
+{
+	struct metrics *m = NULL;
+	char *t;
+
+	assert_int_equal(metrics_new(&m), 0);
+	assert_int_equal(metrics_set_socket(m, socket_path), 0);
+	t = take(m, &no_token);
+	metrics_free(m);
+	return t;
+}
+
+/* Returns true if every sample line of text starts its labels with {profile="value",... or
+ * {profile="value"} (value as written, escaped), and there is at least one. */
+static bool all_profile(const char *text, const char *value)
+{
+	char want[256];
+	int n = 0;
+
+	snprintf(want, sizeof(want), "{profile=\"%s\"", value);
+	for (const char *p = text; *p; p = strchr(p, '\n') + 1) {
+		const char *brace = strchr(p, '{');
+
+		if (*p == '#')
+			continue;
+		if (!brace || brace > strchr(p, '\n') || strncmp(brace, want, strlen(want)) != 0 ||
+				(brace[strlen(want)] != ',' && brace[strlen(want)] != '}'))
+			return false;
+		n++;
+	}
+	return n > 0;
+}
+
+/* Two daemons on one host (two profiles, two files in one textfile directory): every series
+ * carries profile, so the two expositions share no series; node_exporter's collector refuses
+ * a series two files hold. The name is the client's: NAME of NAME.sock. */
+static void test_profiles(void **state)
+{
+	char *prod = take_named("/run/regscale-token/prod.sock");
+	char *staging = take_named("/run/user/1000/regscale-token/staging.sock");
+	char *a = series_of(prod), *b = series_of(staging);
+	struct metrics *m = NULL;
+	char *t;
+
+	assert_true(all_profile(prod, "prod"));
+	assert_true(all_profile(staging, "staging"));
+	assert_int_equal(sample(prod, "regscale_token_connections{profile=\"prod\"}"), 0);
+	assert_int_equal(sample(staging, "regscale_token_state{profile=\"staging\",state=\"no_"
+					 "token\"}"),
+			1);
+	/* No series of one is a series of the other. */
+	for (char *line = strtok(a, "\n"); line; line = strtok(NULL, "\n")) {
+		assert_true(has_line(prod, line));
+		assert_false(has_line(b, line));
+	}
+	free(a);
+	free(b);
+	free(prod);
+	free(staging);
+
+	/* Not NAME.sock: the whole file name. ".sock" alone names no profile. */
+	t = take_named("/srv/rt/socket");
+	assert_true(all_profile(t, "socket"));
+	free(t);
+	t = take_named("/srv/rt/prod.sock.old");
+	assert_true(all_profile(t, "prod.sock.old"));
+	free(t);
+	t = take_named("/srv/rt/.sock");
+	assert_true(all_profile(t, ".sock"));
+	free(t);
+	t = take_named("relative.sock");
+	assert_true(all_profile(t, "relative"));
+	free(t);
+	/* An abstract socket systemd passed (listen_socket_path()): "@NAME". */
+	t = take_named("@regscale-token/prod.sock");
+	assert_true(all_profile(t, "prod"));
+	free(t);
+	t = take_named("@rt-prod");
+	assert_true(all_profile(t, "@rt-prod"));
+	free(t);
+	/* Escaped as the format says; UTF-8 kept, other bytes '?'. */
+	t = take_named("/srv/rt/a\\b\"c\nd.sock");
+	assert_true(all_profile(t, "a\\\\b\\\"c\\nd"));
+	free(t);
+	t = take_named("/srv/rt/caf\xc3\xa9-\xff\xc3.sock");
+	assert_true(all_profile(t, "caf\xc3\xa9-??"));
+	free(t);
+
+	/* Unnamed: profile="", still on every series; renamed: the new name only. */
+	assert_int_equal(metrics_new(&m), 0);
+	t = take(m, &no_token);
+	assert_true(all_profile(t, ""));
+	free(t);
+	assert_int_equal(metrics_set_socket(m, "/run/regscale-token/a.sock"), 0);
+	assert_int_equal(metrics_set_socket(m, "/run/regscale-token/b.sock"), 0);
+	t = take(m, &no_token);
+	assert_true(all_profile(t, "b"));
+	free(t);
+	metrics_free(m);
+}
+
 /* The file: replaced by rename (a new inode each time), mode 0644 whatever the umask, the
  * exposition as metrics_take() writes it, nothing left behind, a link at the temporary name
  * never written through. */
@@ -308,6 +479,7 @@ static void test_file(void **state)
 	assert_int_equal(vault_new(&v), 0);
 	assert_int_equal(lifecycle_new(v, &hooks, &lc), 0);
 	assert_int_equal(metrics_new(&m), 0);
+	assert_int_equal(metrics_set_socket(m, "/run/regscale-token/prod.sock"), 0);
 	assert_int_equal(metrics_file_new(e, m, lc, path, &f), 0);
 	assert_string_equal(metrics_file_path(f), path);
 
@@ -337,9 +509,11 @@ static void test_file(void **state)
 	assert_true(n > 0);
 	buf[n] = '\0';
 	check_format(buf);
-	assert_int_equal(sample(buf, "regscale_token_requests_total{op=\"status\",result=\"ok\"}"),
+	assert_int_equal(sample(buf, "regscale_token_requests_total{profile=\"prod\",op=\"status\","
+				     "result=\"ok\"}"),
 			1);
-	assert_int_equal(sample(buf, "regscale_token_state{state=\"no_token\"}"), 1);
+	assert_int_equal(sample(buf, "regscale_token_state{profile=\"prod\",state=\"no_token\"}"),
+			1);
 
 	/* A directory that is gone: an error, and the next write works again. */
 	assert_int_equal(unlink(path), 0);
@@ -377,6 +551,7 @@ int main(void)
 			cmocka_unit_test(test_counts),
 			cmocka_unit_test(test_hook),
 			cmocka_unit_test(test_label_escaping),
+			cmocka_unit_test(test_profiles),
 			cmocka_unit_test(test_file),
 	};
 

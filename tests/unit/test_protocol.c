@@ -23,6 +23,7 @@
 
 #include "common/jwt.h"
 #include "daemon/lifecycle.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/tokend.h"
 #include "proto/proto.h"
@@ -723,8 +724,8 @@ static void test_shutdown_exits_loop(void **state)
 	assert_int_equal(code, 0);
 }
 
-/* The metrics op: its format, and counts of the requests answered before it on the wire,
- * an invalid line, and the connection it came on. */
+/* The metrics op: its format, the profile the daemon is named by, and counts of the requests
+ * answered before it on the wire, an invalid line, and the connection it came on. */
 static void test_metrics(void **state)
 {
 	struct fixture *f = *state;
@@ -732,6 +733,8 @@ static void test_metrics(void **state)
 	struct json_object *o;
 	const char *text;
 
+	/* main.c names it after the socket it serves on. */
+	assert_int_equal(metrics_set_socket(f->d->metrics, "/run/regscale-token/prod.sock"), 0);
 	hold_token(f->d, token);
 	json_object_put(request(f, "{\"op\":\"get\"}\n"));
 	json_object_put(request(f, "{\"op\":\"get\"}\n"));
@@ -743,21 +746,23 @@ static void test_metrics(void **state)
 	text = str(o, "metrics");
 	assert_non_null(text);
 	assert_non_null(strstr(text, "# TYPE regscale_token_requests_total counter\n"));
+	assert_non_null(strstr(text, "\nregscale_token_requests_total{profile=\"prod\",op=\"get\","
+				     "result=\"ok\"} 2\n"));
+	assert_non_null(strstr(text, "\nregscale_token_requests_total{profile=\"prod\",op="
+				     "\"metrics\",result=\"ok\"} "
+				     "0\n"));
+	assert_non_null(strstr(text,
+			"\nregscale_token_requests_total{profile=\"prod\",op=\"invalid\",result="
+			"\"unknown_op\"} 1\n"));
 	assert_non_null(strstr(
-			text, "\nregscale_token_requests_total{op=\"get\",result=\"ok\"} 2\n"));
-	assert_non_null(strstr(text,
-			"\nregscale_token_requests_total{op=\"metrics\",result=\"ok\"} "
-			"0\n"));
-	assert_non_null(strstr(text, "\nregscale_token_requests_total{op=\"invalid\",result="
-				     "\"unknown_op\"} 1\n"));
-	assert_non_null(strstr(text, "\nregscale_token_state{state=\"valid\"} 1\n"));
-	assert_non_null(strstr(text,
-			"\nregscale_token_info{version=\"" RT_VERSION "\",kind=\"service\"} 1\n"));
-	assert_non_null(strstr(text, "\nregscale_token_connections 1\n"));
+			text, "\nregscale_token_state{profile=\"prod\",state=\"valid\"} 1\n"));
+	assert_non_null(strstr(text, "\nregscale_token_info{profile=\"prod\",version=\"" RT_VERSION
+				     "\",kind=\"service\"} 1\n"));
+	assert_non_null(strstr(text, "\nregscale_token_connections{profile=\"prod\"} 1\n"));
 	json_object_put(o);
 	o = request(f, "{\"op\":\"metrics\"}\n");
-	assert_non_null(strstr(str(o, "metrics"),
-			"\nregscale_token_requests_total{op=\"metrics\",result=\"ok\"} 1\n"));
+	assert_non_null(strstr(str(o, "metrics"), "\nregscale_token_requests_total{profile="
+						  "\"prod\",op=\"metrics\",result=\"ok\"} 1\n"));
 	json_object_put(o);
 	free(token);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* regscale-token check, see check.h and README.md "Monitoring". One status request; the
  * verdict is one line on stdout, which is all a monitoring system reads. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* regscale-token check: a Monitoring Plugins (Nagios, Icinga) check of the daemon's token. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How a command fails: the one line it prints (or the JSON object of --json), the progress
  * line while it waits, and what the exit code and words are for a transport error or an
  * error reply. */

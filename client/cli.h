@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every regscale-token command shares: exit codes, the global options, one-line error
  * messages, option parsing, and running one request against the daemon. */
 #pragma once

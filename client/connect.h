@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Talking to the daemon: finding its socket, and one request/reply exchange bounded by a
  * single deadline that covers connecting, sending and receiving. */
 #pragma once

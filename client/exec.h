@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* "exec": runs a command with the token in its environment, as regscale-cli and scripts read
  * it, and in nothing of ours; and the get request that it and "get" send. */
 #pragma once

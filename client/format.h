@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the client prints: the token in the formats "get" offers, the human summary of
  * "status", durations. */
 #pragma once

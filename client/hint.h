@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one line a failed request prints: the daemon's cause, once, and one action that fits
  * the error code, the request and the token's kind. */
 #pragma once

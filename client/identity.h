@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which daemon, and whose token: the socket a command used and the profile that named it, shown
  * by get --format json, status and whoami; and the whoami command. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* "regscale-token login": a password (and a one-time code when RegScale wants one), or a token
  * a person pasted. Every secret is read straight into locked memory, sent in a request line
  * that lives there too and is wiped once sent, and wiped itself on every path out. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* regscale-token: asks the local regscale-tokend for the RegScale token. One run_<cmd>() per
  * command (login, logout and refresh live in session.c); global options come before the
  * command, the command's own options after it. */

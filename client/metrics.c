@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* "metrics": see metrics.h and PROTOCOL.md "metrics". */
 #include <errno.h>
 #include <stdio.h>

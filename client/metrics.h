@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* "metrics": the daemon's counters and state in the Prometheus text format, as it sent them. */
 #pragma once
 

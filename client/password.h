@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading a password, a pasted token or a one-time code for "login", and the memory that
  * holds them: never argv, never the environment, never stdio buffers or the ordinary heap. */
 #pragma once

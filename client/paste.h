@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A token a person pasted (from RegScale's profile page, an Authorization header...): found in
  * what was pasted, and checked before it is sent, without ever showing a byte of it. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The private directory "exec" gives its command for the files that hold the token
  * (regscale-cli's init.yaml): made 0700 under $XDG_RUNTIME_DIR, else /tmp, locked while in use,
  * and removed with everything in it afterwards. One that a client killed with SIGKILL left

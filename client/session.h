@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The commands that change what the daemon holds: login (login.c), logout and refresh, and
  * what they share: a connection that carries several requests, what the daemon says of its
  * URL and user, the one-time code prompt, and the outcome line. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Finding a token in what a person or a file gives: RegScale's pages and regscale-cli show it
  * as "Bearer <jwt>". Used by the client (a pasted token) and the daemon (a pasted token, a
  * token file) alike. */

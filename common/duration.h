@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Durations as people write them, for the config file and the client's options: digits and
  * one optional unit, "30", "30s", "5m", "24h", "7d". */
 #pragma once

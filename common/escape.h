@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Making strings safe to put in a log line, a status line or an error message: strings a
  * client, another user or a server controls (names, paths, process names, answers) go
  * through one of these before they are printed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The message format on the pipes between regscale-tokend and its login helper: a sequence
  * of fields "NAME LEN\nBYTES\n", NAME in [a-z_], LEN decimal bytes. Binary-safe, so a
  * password may hold any byte, and parsed in place without allocating, so the daemon can

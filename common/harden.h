@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process hardening every program that holds a secret applies first thing. */
 #pragma once
 

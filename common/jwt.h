@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading the claims of a JWT (header.payload.signature, base64url). The signature is not
  * verified: the daemon is not the audience, RegScale is; it only needs exp, iat and the
  * user id to know when the token stops being useful. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Secret bytes (JWT, password, service token) in libsodium guarded memory: locked, excluded
  * from core dumps, wiped on free. Nothing secret is ever held in ordinary heap memory. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "common/utf8.h"
 
 size_t utf8_sequence_len(const char *s, size_t n)

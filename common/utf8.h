@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* UTF-8 validation, written once for the JSON reader, the client's JSON writer and the login
  * helper's request checks. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers shared by every program: _cleanup_ attributes, fd ownership, whole reads and
  * writes, the monotonic clock. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Who may use the daemon. Every connection's peer is identified by the kernel
  * (SO_PEERCRED, SO_PEERGROUPS for its supplementary groups), never by anything it says.
  * Readers may get the token and status; admins may also change what the daemon holds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's INI configuration (libinih). See README.md "Configuration". Relative paths
  * (password_file, token_file, ca_file, socket) are resolved against the directory of the
  * configuration file. */

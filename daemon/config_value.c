@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The value parsers behind config_load(): each checks one value from the file and converts it,
  * returning 0, or -errno and a static reason that config.c puts after "[section] key: ". */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The value parsers of config_load() (daemon/config.h), internal to the daemon. Each checks
  * one value as read from the file (non-empty, no control characters) and returns 0 on
  * success, or -EINVAL (-ENOMEM when allocation failed) with a static reason in *ret_reason;

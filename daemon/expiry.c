@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The arithmetic of expiry warnings, see expiry.h. */
 #include <errno.h>
 #include <stdio.h>

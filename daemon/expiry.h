@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* When to warn that a token runs out: the configured points before its end (warn_before) for
  * a token nothing renews unattended, and the "late" point of a token whose refresh fails.
  * Pure arithmetic on unix seconds passed in: no clock, no log, no state of its own. */

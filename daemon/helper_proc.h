@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's side of the pipe contract (daemon/helper/pipe.h): a login (or a token
  * validation) runs in a short-lived helper process, regscale-token-login, which the daemon
  * feeds through a socket once it said it is ready, and whose answer it reads into guarded memory.

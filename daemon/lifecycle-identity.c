@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where the lifecycle's identity comes from and goes: the configuration, a service token, a
  * client's login, a refresh, a logout. See lifecycle.h and LIFECYCLE.md. */
 #include <errno.h>

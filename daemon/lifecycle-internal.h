@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lifecycle's own state, shared by its two files (lifecycle.c: events; lifecycle-view.c:
  * what clients see). Nothing outside the lifecycle includes this. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What clients see of the lifecycle: its state, the decision for a get, the status line. */
 #include <errno.h>
 #include <stdio.h>

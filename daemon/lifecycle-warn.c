@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Warnings before a token runs out, see lifecycle.h (lifecycle_warn()) and LIFECYCLE.md
  * "Expiry warnings"; the arithmetic is daemon/expiry.c's. */
 #include <errno.h>

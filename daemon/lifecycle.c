@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The token lifecycle, see lifecycle.h and LIFECYCLE.md (the transition table). */
 #include <errno.h>
 #include <sodium.h>

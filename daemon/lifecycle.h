@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The token lifecycle: the one owner of the identity (where credentials came from), the
  * credentials (sealed), the token (sealed) and its deadlines on two clocks, the refresh
  * schedule, backoff and the outcome of the last login. Events go in through the functions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Creating the daemon's own listening socket at a path: directory and socket modes set at
  * creation (no chmod window), a directory found only used when nobody else controls it,
  * stale sockets replaced, live ones never stolen. */

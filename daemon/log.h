@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging to stderr with sd-daemon level prefixes, which journald turns into priorities.
  * Never pass secret bytes: quote user-supplied strings with %s inside "" and name peers. */
 #pragma once

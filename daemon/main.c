@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* regscale-tokend: holds a RegScale token encrypted in memory and serves it to local
  * clients over a Unix socket. Runs in the foreground; see README.md. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* metrics_file: the exposition kept in a file for node_exporter's textfile collector, see
  * metrics.h. The collector reads the file whenever it is scraped, as another user: it must
  * never see a partial file (hence a temporary file renamed over it), and it may read it (mode

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The counters and their exposition, see metrics.h. The text format is Prometheus' version
  * 0.0.4: every family has its # HELP and # TYPE line before its samples, once; samples carry
  * no timestamp (node_exporter's textfile collector refuses them). Every sample carries the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's counters (requests, logins, refused clients, open connections) and their
  * exposition in the Prometheus text format, version 0.0.4 (PROTOCOL.md "metrics"). The
  * counters are owned here; the serving path only increments them, and the first change after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The requests, see ops.h and proto/PROTOCOL.md. What a request does to the token is the
  * lifecycle's business (daemon/lifecycle.h); this file checks who asks, turns requests into
  * lifecycle events and lifecycle state into replies. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Answering requests: the only place that knows what each op does. A request that needs a
  * login to finish first (login, refresh, a get that may wait) waits without blocking
  * anybody: its connection parks it and asks again when the lifecycle changed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Unix socket the daemon serves: listening (own socket or one passed by systemd),
  * accepting within limits, and one connection object per client that reads request lines
  * and writes reply lines without ever blocking the loop. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where a service-account token comes from: the configured token_file, else the systemd
  * credential "token" ($CREDENTIALS_DIRECTORY/token). Watches the file with inotify so a
  * rotated token is picked up without a signal. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's wiring, see tokend.h. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's wiring: which objects exist, how they are connected, and what happens on
  * start, reload and signals. It owns no state of its own beyond that: the token and the
  * identity are the lifecycle's (daemon/lifecycle.h). One instance per process. */

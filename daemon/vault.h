@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Encryption of secrets at rest in daemon memory: crypto_secretbox with a random key that
  * lives in read-only sodium_malloc memory. A secret is decrypted only to answer one request,
  * into guarded memory, and wiped right after. */

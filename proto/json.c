@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The strict JSON reader, see json.h. The messages name a request because requests are what
  * it reads on the wire; a reply that fails proto_json_object_valid() gets no message. */
 #include <errno.h>

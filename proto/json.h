@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A strict JSON reader (RFC 8259) over one buffer. It never allocates, never recurses
  * (containers are tracked in a small bit stack bounded by PROTO_MAX_DEPTH) and never reads
  * past the end it was given, so any byte string may be thrown at it. request.c builds the

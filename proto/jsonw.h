@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writing JSON lines (requests in the client, replies in the daemon): a small JSON object writer
  * into a buffer the caller owns. A login request carries the password, and json-c would leave
  * copies of it on the ordinary heap; this writer escapes it straight into the caller's (locked,

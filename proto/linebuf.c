@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A bounded, self-wiping line buffer; see linebuf.h. */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A receive buffer that splits a byte stream into newline-terminated lines, bounded by a
  * maximum line length. Bytes that held a request are wiped before the memory is reused
  * or freed, because a request may carry a password. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The stable wire names of the ops, states and error codes in proto.h, and the time format of
  * "expires". */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The wire contract between regscale-tokend and its clients; see proto/PROTOCOL.md.
  * Everything here is part of the protocol: change it only together with PROTOCOL.md. */
 #pragma once

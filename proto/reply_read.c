@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reply lines read in one pass of the strict reader; see reply_read.h. */
 #include <errno.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading reply lines without json-c. One pass of the strict reader (proto/json.h) over the
  * line checks it by the rules proto_json_object_valid() applies and notes where each top-level
  * field is; the accessors then read a field out of the line itself. Nothing is allocated and

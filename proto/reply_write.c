@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reply lines written with jsonw; see reply_write.h. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writing reply lines: {"ok":true,"v":1,...} or {"ok":false,"v":1,"error":"<code>",
  * "message":"<text>"}, one JSON object per line (PROTOCOL.md "Replies"), with the JSON
  * writer of jsonw.h into the caller's buffer: nothing is allocated. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Request lines, see request.h: one JSON object read with the strict reader of json.h, its
  * known fields checked and stored, everything else validated and skipped. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parsing of request lines: one JSON object per line, see PROTOCOL.md "Requests".
  * The parser is our own strict, allocation-free JSON reader (proto/json.h) rather than
  * json-c so that secret fields (a password sent by "login") are decoded straight into memory

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Checks the shell completion in client/completion/ against what the client accepts:
 
   check_completion.py SOURCE_ROOT CLIENT

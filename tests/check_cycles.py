@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Fails on an include cycle among the daemon's modules.
 
   check_cycles.py SOURCE_ROOT

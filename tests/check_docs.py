@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Checks that the man pages in docs/ cover what the programs accept (so they cannot drift):
 
   check_docs.py SOURCE_ROOT CLIENT DAEMON [BUILT_PAGE...]

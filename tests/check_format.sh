@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Fails when a C source or header differs from what the repo's .clang-format makes of it.
 #   check_format.sh SOURCE_ROOT [CLANG_FORMAT]
 # Fix with: clang-format -i $(find common proto daemon client tests/unit tests/fuzz tests/bench -name '*.[ch]')

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Checks the tree's layering (README.md "Hacking"): which folder may include which, which
 libraries each program may link.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the programs say they accept, read from the built binaries and the code, never from a
 list kept here: tests/check_docs.py checks the man pages against it, check_completion.py the
 shell completion. A new command, option, format, config key or error shows up here by itself.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A RegScale-compatible login server for tests (Python standard library only).
 
 Serves HTTPS (or plain HTTP when no --cert is given) on 127.0.0.1 and implements

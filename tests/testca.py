@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Test certificate authorities for the HTTPS test server (standard library + openssl CLI).
 
 make_ca(dir) creates, in dir (made if missing):

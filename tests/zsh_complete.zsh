@@ -1,4 +1,5 @@
 #!/usr/bin/zsh -f
+# SPDX-License-Identifier: MIT
 # zsh_complete.zsh FPATH_DIR LINE: runs an interactive zsh on a pseudo-terminal (zpty) with
 # compinit and the completion functions in FPATH_DIR, types LINE and a TAB, and prints the
 # matches the completion system offers, one a line, between "<matches>" and "</matches>".

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bash completion for regscale-token(1): commands, each command's options, --format values,
 # and profiles from the sockets that exist (/run/regscale-token/NAME.sock, then
 # $XDG_RUNTIME_DIR/regscale-token/NAME.sock, as the client looks for them).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTPS exchange, see http.h. libcurl and OpenSSL keep their own copies of the
  * password and token, which is why this runs in a short-lived, non-dumpable process; the
  * body and the answer stay in sodium memory on our side. */

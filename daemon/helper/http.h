@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The login helper's one HTTPS exchange with RegScale, through libcurl: the URL checks, the
  * request, and the sorting of what came back (or did not) into an outcome. Only
  * regscale-token-login links this. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* regscale-token-login: one HTTPS exchange with RegScale per run. regscale-tokend writes a
  * request (daemon/helper/pipe.h) on stdin, this program logs in (or validates a token), writes
  * the answer on stdout, logs one line on stderr and exits with the enum helper_outcome. The

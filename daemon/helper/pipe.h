@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pipe contract between regscale-tokend and regscale-token-login: the one header both
  * programs include, as proto/proto.h is for the socket. Change it only on both sides at once.
  *

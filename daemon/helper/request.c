@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading the login helper's request and building the body it posts, see request.h.
  * The password and token are never copied out of sodium memory: they are referenced in the
  * request message and escaped straight into the body. */

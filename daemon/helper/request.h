@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The login helper's side of the pipe contract: the request regscale-tokend writes
  * (daemon/helper/pipe.h) as read and checked by regscale-token-login, the
  * answer it sends back, and the JSON body it posts to RegScale. No libcurl here, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading RegScale's answer to a login. Runs only inside the login helper, on untrusted
  * server data; fuzzed. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* floor: the bare-library floor of regscale-tokend in tests/bench/run.
  *
  * It links what the daemon links (libsystemd, libsodium, json-c, inih), makes one call into

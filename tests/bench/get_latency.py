@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark: latency of `get` while the daemon is idle and while a slow login is in flight.
 
 Run by hand (not by meson), from the source tree, after building:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* loadgen: the load generator of tests/bench/run.
  *
  *   loadgen --socket PATH [--clients N] [--mode persistent|connect]

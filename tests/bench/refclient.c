@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* refclient: the reference of `regscale-token get` in tests/bench/run.
  *
  *   refclient SOCKET

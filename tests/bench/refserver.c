@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* refserver: the reference server of tests/bench/run, the physical floor of serving one fixed
  * reply line per request line over a Unix stream socket.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures for the end-to-end tests: real regscale-tokend and regscale-token binaries.
 
 Environment (set by tests/meson.build): RT_DAEMON, RT_CLIENT, RT_LOGIN_HELPER (absolute

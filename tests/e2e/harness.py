@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the end-to-end harnesses share: conftest.py (service-token daemons), loginenv.py
 (password mode against the bundled HTTPS server) and sdenv.py (the systemd units).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Harness for the password-mode end-to-end tests (test_login.py, test_refresh.py,
 test_faults.py) and the latency benchmark (tests/bench/get_latency.py).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Looking into a live process from the outside: its memory (/proc/PID/maps + /proc/PID/mem),
 its CPU time (/proc/PID/stat) and its limits (/proc/PID/limits).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Harness for tests/e2e/test_systemd.py: the units of systemd/ as meson would install
 them (pointing at the build tree), and the daemon run the way those units run it, without
 systemd as PID 1:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Access control end to end: clients run as other uids (setpriv) against a daemon run by
 root. By default the socket is private (0600 in a 0700 directory) and the kernel refuses
 everybody else; allow_users / allow_groups open it (0666 in 0755) to readers that may get

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """regscale-token check end to end (issue 13, part 3): a Monitoring Plugins check, one line
 "REGSCALE-TOKEN STATE - text | perfdata" and exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
 for every state the daemon can be in, the daemon unreachable, and the check's own errors."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The client on its own: exit codes, error lines, usage, socket resolution. Some tests put
 a scripted fake daemon (a Python thread) on the socket to pin down how replies map to exit
 codes."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Configuration files whose keys do not work together: the real daemon refuses them at start
 (exit status 1, one error line on stderr naming the file, the line and the key, with the
 fix) and at a reload (one log line; the running configuration and token stay)."""

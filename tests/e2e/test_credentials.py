@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Encrypted systemd credentials: the system unit's LoadCredentialEncrypted=, run as far as
 a machine whose PID 1 is not systemd allows.
 

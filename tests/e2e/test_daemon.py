@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Daemon lifecycle: signals, credentials from systemd, configuration errors, log hygiene."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The example configurations of docs/examples/ (installed to share/doc/regscale-token/examples):
 the real daemon starts with each file as it is, with the systemd credential its comments name
 (--name=NAME for systemd-creds, LoadCredential=NAME: and LoadCredentialEncrypted=NAME:) in

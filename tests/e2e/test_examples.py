@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every shell and Python example in README.md and proto/PROTOCOL.md runs as written.
 
 The examples are read from the two files when the tests are collected, so one added later is

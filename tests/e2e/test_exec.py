@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """regscale-token exec: a command run with the token in its environment, as regscale-cli and
 scripts read it (token, domain, userId; REGSCALE_TOKEN, REGSCALE_DOMAIN, REGSCALE_USER_ID),
 REGSCALE_CONFIG_FILE in a private directory removed afterwards, no password variables, its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Who is on the other end, and who gets a slot.
 
 The client checks the peer of its socket (SO_PEERCRED) before it sends anything, so a

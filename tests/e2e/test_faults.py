@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every server fault of the test RegScale server, end to end: the daemon's state and last
 error while it lasts, the token kept being served while valid, the retry policy (backoff,
 Retry-After, never for rejected credentials), and recovery once the fault is cleared.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Files the daemon trusts: the socket's directory when it already exists, and the
 password_file and token_file it reads secrets from.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """docs/fleet.md's Prometheus alert rules, as written: `promtool check rules` accepts them,
 and `promtool test rules` shows each alert firing when it should and not otherwise (an
 expiry of 0 means no token or no known expiry, and must not alert), each alert naming the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """get / status / ping through the real client, and how the daemon treats the token's exp."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The hand-off to the login helper (daemon/helper/pipe.h): no secret reaches
 regscale-token-login before another process of the daemon's user can no longer read it.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hostile clients against a service-token daemon: over-long lines, slowloris, broken JSON
 and UTF-8, NUL bytes, deep nesting, huge numbers, wrong types, a thousand connections at
 once, clients that vanish mid-reply or never read, and running out of file descriptors.

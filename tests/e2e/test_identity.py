@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Which daemon, and whose token, a person can see: -p and --socket beat
 $REGSCALE_TOKEN_SOCKET; get --format json and status --json add "socket" and "profile";
 status shows username, user id, URL, kind, socket and profile; whoami says whose token the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Lifecycle of a password-mode daemon, end to end: the first get waits for the first
 login, a reload keeps an identity given at run time, a failed login changes nothing, MFA
 accounts are never refreshed unattended, a min_valid no token can meet causes no login,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Password login end to end: the daemon logs in to the test RegScale server over real
 HTTPS through the login helper, from a password file, a systemd credential, or a
 password sent with `regscale-token login`; `logout` forgets token and credentials."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The client's login path end to end: pasted tokens (--token, --token-file), one-time codes
 (--mfa, the prompt after mfa_required, refresh of an MFA identity), prompts that name the
 user and URL, the progress line on a terminal, one line per failure, and --json errors.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """No plaintext at rest: after real work (logins over HTTPS, a refresh, a thousand gets, a
 logout/login cycle, token rotations, refused logins) the daemon's memory, read from the
 outside through /proc/PID/mem, holds neither a token, nor a password, nor any 24-byte piece

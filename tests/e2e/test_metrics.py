@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Metrics end to end: the metrics request and `regscale-token metrics` against a daemon in
 password mode and the bundled RegScale server. The exposition is parsed strictly as the
 Prometheus text format 0.0.4 (parse() below; `promtool check metrics` too where Debian's

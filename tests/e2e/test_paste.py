@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Pasted tokens and MFA over the socket, end to end: a `login` with "token" is checked with
 the bundled server's validateToken and then served until its expiry with no refresh; a
 refused one changes nothing; a token file may say "Bearer <jwt>"; a login RegScale answers

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Background refresh end to end: 6-second tokens refreshed before they expire, clients
 never handed an expired token, single-flight logins that never block a get, get
 --min-valid, and SIGHUP with a changed password after a rejection."""

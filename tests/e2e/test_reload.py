@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Reloading the service token: SIGHUP, inotify (in-place write and atomic rename), and
 keeping the old token when the new file is bad."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Self-check of the RegScale test server (tests/regscale_server.py) and test CA
 (tests/testca.py): the e2e tests rely on both, so this checks them on their own, with
 http.client over TLS verified against the test CA. Standard library + pytest only.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The socket: taking over a stale one, refusing to steal a live one, permissions, and the
 wire protocol spoken raw (malformed requests, several requests per connection, limits)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """systemd integration, tested without systemd as PID 1.
 
 * The units in systemd/ (paths substituted as meson does, pointing at the build tree):

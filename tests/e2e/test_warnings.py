@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Expiry warnings end to end (issue 13, parts 1 and 2): a service token expiring in
 seconds with warn_before in seconds logs each point once, on a CLOCK_REALTIME timer that
 leaves the idle daemon asleep between points; a token arriving past points logs one line

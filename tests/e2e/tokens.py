@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """HS256 JWTs for the end-to-end tests (standard library only).
 
 The daemon never verifies signatures (it is not the audience), so the key is arbitrary; the

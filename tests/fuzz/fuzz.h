@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the libFuzzer targets in this folder: the entry point's prototype (libFuzzer
  * declares none, and -Wmissing-prototypes wants one) and an invariant check that aborts, so
  * that a broken promise of the code under test is reported as a crash with its input. */

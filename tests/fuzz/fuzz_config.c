@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes config_load() (daemon/config.h) with libinih underneath. The input is written to a
  * memfd and loaded through /proc/self/fd/N; a file that loads is loaded a second time into the
  * same struct config (replacing what the first load set, so a value it forgets to free shows as

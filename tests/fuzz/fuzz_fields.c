@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes fields_next() (common/fields.h), which reads the messages on the pipes between the
  * daemon and its login helper, in both directions. Besides memory safety it checks that every
  * field read lies inside the message and that the reader moves forward, and, because the

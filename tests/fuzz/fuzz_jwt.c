@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes jwt_parse() (common/jwt.h), which reads every token the daemon is given: from a
  * token file, a systemd credential or the login helper. Each input is tried three ways: as the
  * token itself, and base64url-encoded as the payload and as the header of an otherwise valid

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes helper_response_parse() (daemon/helper/response.h): the login helper's reading of
  * whatever the server (or anyone impersonating it) answers. Each input is parsed with a token
  * buffer of the size the helper uses and with a small one. Besides memory safety it checks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes reply_read_parse() (proto/reply_read.h), which reads every reply the client gets,
  * against what read them before it: proto_json_object_valid() and json-c (jsonc_parse() here, what
  * proto/reply.c did). Besides memory safety it checks that the reader accepts nothing those

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes request_parse() (proto/request.h), the first code any local client reaches. Each
  * input is parsed three times: with no secret buffer (a password is refused), with a small
  * one (a long password is refused) and with one the size the daemon uses. Besides memory

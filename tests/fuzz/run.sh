@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets in their own clang build directory and runs each for a bounded
 # time; see README.md "Fuzzing".
 #   tests/fuzz/run.sh [SECONDS [TARGET...]]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the client's error lines (client/hint.c) and pasted-token checks
  * (client/paste.c): the action chosen for every error code and request, the daemon's
  * messages split into cause and action, and what a pasted token may look like. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The arithmetic of expiry warnings (daemon/expiry.c), table-driven with injected time: which
  * point is due, how far the handled count moves, where the next timer goes, the late point,
  * and the durations people read. */

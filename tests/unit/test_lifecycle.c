@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lifecycle tests: every cell of the transition table in daemon/LIFECYCLE.md, then the time
  * logic (backoff, the token's end on two clocks, get decisions). Time is injected (struct
  * lc_time values built here, never the real clock), the login hooks are fakes that only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for proto/linebuf.c over socketpair() and pipe(). */
 #include <errno.h>
 #include <fcntl.h>

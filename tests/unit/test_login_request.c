@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for daemon/helper/request.c: the login helper's request checks and the JSON body
  * it posts. Bodies are compared byte for byte and also read back with json-c, so an escaping
  * mistake shows both as a different string and as a different decoded password. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Protocol tests: the real server and ops code on one end of a socketpair(), a test
  * client on the other, one sd_event loop driven by hand. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for proto/reply_write.c, proto/jsonw.c and proto/proto.c: reply lines as the
  * daemon writes them, error codes, time format. Every line written is also read back with
  * json-c, an independent reader, and with reply_read.c, the client's. */

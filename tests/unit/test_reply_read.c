@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for proto/reply_read.c: reading reply lines without json-c. Every line is copied
  * into a heap block of exactly its length, so AddressSanitizer catches any read past len. */
 #include <errno.h>

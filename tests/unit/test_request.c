@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for proto/request.c and proto/json.c: the strict request parser and the JSON
  * object check. Every input is copied into a heap block of exactly its length, so
  * AddressSanitizer catches any read past len. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Minting test JWTs: a fixed HS256 header, the payload given, a fake signature (the daemon
  * never checks signatures; RegScale does). Include after cmocka.h. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small deterministic generator for the unit tests' random mutations, so that a failure
  * can be replayed: xorshift32 (Marsaglia). */
 #pragma once

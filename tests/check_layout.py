@@ -79,6 +79,39 @@ def check_includes(root):
     return errors
 
 
+# Source files (by folder, walked recursively) that must name their licence on one of their
+# first lines: "SPDX-License-Identifier: MIT" (LICENSE; debian/copyright).
+SPDX = "SPDX-License-Identifier: MIT"
+SPDX_FOLDERS = ("common", "proto", "daemon", "client", "tests", "systemd", "docs", "debian")
+SPDX_SKIP = ("tests/fuzz/corpus", "tests/data")
+
+
+def is_source(rel, name):
+    if name in ("meson.build", "meson_options.txt", "rules", "quickstart", "run"):
+        return True
+    if rel.startswith("debian/tests/") and "." not in name and name != "control":
+        return True
+    return name.endswith((".c", ".h", ".py", ".sh", ".in", ".socket", ".conf", ".scd", ".bash",
+                          ".zsh", ".dict")) or name.startswith("_regscale")
+
+
+def check_spdx(root):
+    errors = []
+    paths = [os.path.join(root, n) for n in ("meson.build", "meson_options.txt")]
+    for folder in SPDX_FOLDERS:
+        for base, dirs, files in os.walk(os.path.join(root, folder)):
+            dirs[:] = [d for d in dirs if not os.path.relpath(os.path.join(base, d), root)
+                       .startswith(SPDX_SKIP) and not d.startswith(".")]
+            paths += [os.path.join(base, f) for f in files
+                      if is_source(os.path.relpath(base, root) + "/", f)]
+    for path in sorted(paths):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = [f.readline() for _ in range(3)]
+        if not any(SPDX in line for line in head):
+            errors.append(f"{os.path.relpath(path, root)}: no '{SPDX}' line at its top")
+    return errors
+
+
 def check_links(programs):
     errors = []
     for prog, path in programs.items():
@@ -93,7 +126,7 @@ def main(argv):
     if len(argv) not in (2, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    errors = check_includes(argv[1])
+    errors = check_includes(argv[1]) + check_spdx(argv[1])
     if len(argv) == 5:
         errors += check_links(dict(zip(("client", "daemon", "helper"), argv[2:])))
     for e in errors:

@@ -414,33 +414,27 @@ static void test_profiles(void **state)
 	free(prod);
 	free(staging);
 
-	/* Not NAME.sock: the whole file name. ".sock" alone names no profile. */
-	t = take_named("/srv/rt/socket");
-	assert_true(all_profile(t, "socket"));
-	free(t);
-	t = take_named("/srv/rt/prod.sock.old");
-	assert_true(all_profile(t, "prod.sock.old"));
-	free(t);
-	t = take_named("/srv/rt/.sock");
-	assert_true(all_profile(t, ".sock"));
-	free(t);
-	t = take_named("relative.sock");
-	assert_true(all_profile(t, "relative"));
-	free(t);
-	/* An abstract socket systemd passed (listen_socket_path()): "@NAME". */
-	t = take_named("@regscale-token/prod.sock");
-	assert_true(all_profile(t, "prod"));
-	free(t);
-	t = take_named("@rt-prod");
-	assert_true(all_profile(t, "@rt-prod"));
-	free(t);
-	/* Escaped as the format says; UTF-8 kept, other bytes '?'. */
-	t = take_named("/srv/rt/a\\b\"c\nd.sock");
-	assert_true(all_profile(t, "a\\\\b\\\"c\\nd"));
-	free(t);
-	t = take_named("/srv/rt/caf\xc3\xa9-\xff\xc3.sock");
-	assert_true(all_profile(t, "caf\xc3\xa9-??"));
-	free(t);
+	/* The profile each socket path gives, escaped as the format says. */
+	static const struct {
+		const char *socket, *profile;
+	} names[] = {
+			/* Not NAME.sock: the whole file name. ".sock" alone names no profile. */
+			{"/srv/rt/socket", "socket"},
+			{"/srv/rt/prod.sock.old", "prod.sock.old"},
+			{"/srv/rt/.sock", ".sock"},
+			{"relative.sock", "relative"},
+			/* An abstract socket systemd passed (listen_socket_path()): "@NAME". */
+			{"@regscale-token/prod.sock", "prod"},
+			{"@rt-prod", "@rt-prod"},
+			/* Escaped as the format says; UTF-8 kept, other bytes '?'. */
+			{"/srv/rt/a\\b\"c\nd.sock", "a\\\\b\\\"c\\nd"},
+			{"/srv/rt/caf\xc3\xa9-\xff\xc3.sock", "caf\xc3\xa9-??"},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		t = take_named(names[i].socket);
+		assert_true(all_profile(t, names[i].profile));
+		free(t);
+	}
 
 	/* Unnamed: profile="", still on every series; renamed: the new name only. */
 	assert_int_equal(metrics_new(&m), 0);

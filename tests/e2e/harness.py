@@ -294,6 +294,17 @@ class Process:
                                          stdout=logf, stderr=logf, cwd=self.workdir)
         return self.proc
 
+    def children(self):
+        """The pids of the daemon's live child processes (login helpers)."""
+        pids = []
+        try:
+            for tid in os.listdir("/proc/%d/task" % self.proc.pid):
+                with open("/proc/%d/task/%s/children" % (self.proc.pid, tid)) as f:
+                    pids += [int(x) for x in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return pids
+
     @property
     def pid(self):
         return self.proc.pid

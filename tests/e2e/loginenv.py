@@ -195,17 +195,6 @@ class LoginDaemon(TokenDaemon):
                 self.secrets.add(word)
         return rc, out, err
 
-    def children(self):
-        """The pids of the daemon's live child processes (login helpers)."""
-        pids = []
-        try:
-            for tid in os.listdir("/proc/%d/task" % self.proc.pid):
-                with open("/proc/%d/task/%s/children" % (self.proc.pid, tid)) as f:
-                    pids += [int(x) for x in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-        return pids
-
     def check_refused_no_token(self, client=True):
         """Checks get serves no token after failed logins: login_failed (client exit 6),
         or no_token "a login is in progress" (exit 4) when a retry has started. (A get

@@ -16,6 +16,9 @@ covered without touching this file. The convention, for whoever writes one:
         RegScale, or writes /etc): it is only checked for syntax (sh -n, bash -n,
         compile()) and reported as skipped with REASON. Keep these few: every example a
         script writer copies (the socket, the client in a script) must run.
+    <!-- example: needs: CMD -->
+        the block runs a program that is a test dependency but no build one (promtool):
+        it runs where CMD is on PATH (the Quick start installs it) and is skipped elsewhere.
     <!-- example: prelude -->
         a shell block that sets what the file's other shell blocks use ($SOCK in
         PROTOCOL.md): it runs before each of them, as a reader pastes it once, and on its
@@ -58,6 +61,7 @@ are in TEST_DEPS of tests/quickstart.
 import json
 import os
 import re
+import shutil
 import secrets
 import subprocess
 import textwrap
@@ -99,6 +103,7 @@ class Block:
     text: str
     marker: str = ""  # "", "prelude" or "not run"
     reason: str = ""  # why a "not run" block is not run
+    needs: str = ""  # a program the block runs only where it is installed
 
     @property
     def name(self):
@@ -148,9 +153,11 @@ def read_blocks(name):
                 b.marker = "prelude"
             elif text.startswith("not run:") and text[len("not run:"):].strip():
                 b.marker, b.reason = "not run", text[len("not run:"):].strip()
+            elif re.fullmatch(r"needs: [A-Za-z0-9_.-]+", text):
+                b.needs = text[len("needs: "):]
             else:
-                problems.append("%s:%d: unknown marker %r (want \"not run: REASON\" or "
-                                "\"prelude\")" % (name, marker[0], text))
+                problems.append("%s:%d: unknown marker %r (want \"not run: REASON\", "
+                                "\"needs: CMD\" or \"prelude\")" % (name, marker[0], text))
             marker = None
         first = next((ln for ln in b.text.splitlines() if ln.strip()), "")
         if b.kind is None and b.lang not in DOC_LANGS:
@@ -354,6 +361,8 @@ def test_example_not_run(block, workdir):
 @pytest.mark.parametrize("block", RUN, ids=[b.name for b in RUN])
 def test_example(request, block, env_kind, workdir):
     check_syntax(block, workdir)
+    if block.needs and not shutil.which(block.needs):
+        pytest.skip("%s needs %s, which is not installed" % (block.name, block.needs))
     env, token_now, daemon = world(request, block, env_kind, workdir)
     rc, out, err, expected = run_block(block, env, workdir)
     shown = "%s (%s) exited %d\n--- ran:\n%s--- stdout:\n%s--- stderr:\n%s" % (

@@ -136,7 +136,7 @@ static void judge(const struct reply_read *r, long long warn, long long crit, st
 	renewed = strcmp(kind, PROTO_KIND_LOGIN) == 0 &&
 		  strcmp(state, proto_state_name(PROTO_STATE_LOGIN_REQUIRED)) != 0;
 	v->thresholds = !renewed;
-	format_duration(v->expires_in, left, sizeof(left));
+	duration_format(v->expires_in, left, sizeof(left));
 
 	if (proto_state_from_name(state) < 0)
 		say(v, CHECK_UNKNOWN,

@@ -10,6 +10,7 @@
 #include "client/exec.h"
 #include "client/format.h"
 #include "client/privdir.h"
+#include "common/duration.h"
 #include "common/util.h"
 #include "proto/jsonw.h"
 
@@ -300,7 +301,7 @@ int exec_run(const struct globals *g, int argc, char **argv)
 				       "regscale version'");
 	cmd = argv + optind;
 
-	format_duration(min_valid, d, sizeof(d));
+	duration_format(min_valid, d, sizeof(d));
 	snprintf(note, sizeof(note),
 			"waiting for the daemon to get a token valid for %s from RegScale...", d);
 	r = exec_get_token(g, min_valid, wait, note, &rep, &token, &len);

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include "client/format.h"
+#include "common/duration.h"
 #include "common/util.h"
 #include "proto/reply_read.h"
 
@@ -235,47 +236,17 @@ int format_env_write(int fd, const struct format_env *e)
 	return write_all(fd, iov, n);
 }
 
-char *format_duration(long long seconds, char *buf, size_t size)
-{
-	static const struct {
-		long long secs;
-		char unit;
-	} units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
-
-	if (seconds < 0)
-		seconds = 0;
-	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
-		long long hi = seconds / units[i].secs;
-		long long lo;
-
-		if (hi == 0 && units[i].secs > 1)
-			continue;
-		if (i + 1 == ELEMENTSOF(units)) {
-			snprintf(buf, size, "%llds", hi);
-			break;
-		}
-		lo = (seconds % units[i].secs) / units[i + 1].secs;
-		if (lo == 0)
-			snprintf(buf, size, "%lld%c", hi, units[i].unit);
-		else
-			snprintf(buf, size, "%lld%c %lld%c", hi, units[i].unit, lo,
-					units[i + 1].unit);
-		break;
-	}
-	return buf;
-}
-
 char *format_relative(long long delta, char *buf, size_t size)
 {
 	char d[32];
 
 	if (delta > 0)
-		snprintf(buf, size, "in %s", format_duration(delta, d, sizeof(d)));
+		snprintf(buf, size, "in %s", duration_format(delta, d, sizeof(d)));
 	else if (delta == 0)
 		snprintf(buf, size, "now");
 	else
 		snprintf(buf, size, "%s ago",
-				format_duration(delta == LLONG_MIN ? LLONG_MAX : -delta, d,
+				duration_format(delta == LLONG_MIN ? LLONG_MAX : -delta, d,
 						sizeof(d)));
 	return buf;
 }
@@ -348,7 +319,7 @@ static void print_time(FILE *f, const char *label, long long t, long long now, b
 	if (expiry && t <= now) {
 		char d[32];
 		snprintf(rel, sizeof(rel), "expired %s ago",
-				format_duration(now - t, d, sizeof(d)));
+				duration_format(now - t, d, sizeof(d)));
 	} else {
 		format_relative(t - now, rel, sizeof(rel));
 	}
@@ -465,7 +436,7 @@ int format_status(FILE *f, const struct reply_read *r, long long now)
 		o += snprintf(line + o, sizeof(line) - (size_t)o, ", pid %lld", n);
 	if (get_int(r, PROTO_F_UPTIME, &n))
 		snprintf(line + o, sizeof(line) - (size_t)o, ", up %s",
-				format_duration(n, d, sizeof(d)));
+				duration_format(n, d, sizeof(d)));
 	format_line(f, "daemon:", line);
 
 	hint = state_hint(proto_state_from_name(state), kind);

@@ -80,10 +80,6 @@ int format_env_value(const struct format_env *e, enum format_env_var v, struct i
  * goes out with writev(2), never through a buffer of ours. Returns 0 or -errno. */
 int format_env_write(int fd, const struct format_env *e);
 
-/* Writes seconds (negative counts as 0) as a short duration with at most two units
- * ("42s", "5m 12s", "15h 58m", "3d 2h") into buf. Returns buf. */
-char *format_duration(long long seconds, char *buf, size_t size);
-
 /* Writes a time relative to now: "in 15h 58m" for delta > 0, "now", or "5m ago".
  * Returns buf. */
 char *format_relative(long long delta, char *buf, size_t size);

@@ -7,6 +7,7 @@
 #include "client/format.h"
 #include "client/password.h"
 #include "client/paste.h"
+#include "common/duration.h"
 #include "common/util.h"
 #include "proto/json.h"
 
@@ -154,7 +155,7 @@ int paste_check(const char *token, size_t len, long long now, int64_t *ret_exp, 
 			if (exp >= 0 && exp <= now) {
 				proto_format_time(exp, iso, sizeof(iso));
 				snprintf(why, size, "the token expired at %s (%s ago)", iso,
-						format_duration(now - exp, ago, sizeof(ago)));
+						duration_format(now - exp, ago, sizeof(ago)));
 				return -ESTALE;
 			}
 		}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "common/duration.h"
 #include "common/util.h"
@@ -34,4 +35,34 @@ int duration_parse(const char *s, uint64_t max_seconds, uint64_t *ret_seconds)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+char *duration_format(long long seconds, char *buf, size_t size)
+{
+	static const struct {
+		long long secs;
+		char unit;
+	} units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+
+	if (seconds < 0)
+		seconds = 0;
+	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
+		long long hi = seconds / units[i].secs;
+		long long lo;
+
+		if (hi == 0 && units[i].secs > 1)
+			continue;
+		if (i + 1 == ELEMENTSOF(units)) {
+			snprintf(buf, size, "%llds", hi);
+			break;
+		}
+		lo = (seconds % units[i].secs) / units[i + 1].secs;
+		if (lo == 0)
+			snprintf(buf, size, "%lld%c", hi, units[i].unit);
+		else
+			snprintf(buf, size, "%lld%c %lld%c", hi, units[i].unit, lo,
+					units[i + 1].unit);
+		break;
+	}
+	return buf;
 }

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The arithmetic of expiry warnings, see expiry.h. */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "daemon/expiry.h"
@@ -71,25 +70,4 @@ int64_t expiry_late_at(int64_t start, int64_t end)
 	int64_t life = end > start ? end - start : 0;
 
 	return end - life / 3;
-}
-
-char *expiry_format_left(int64_t secs, char *buf, size_t size)
-{
-	long long s = secs > 0 ? (long long)secs : 0;
-	long long big, small;
-	const char *bu, *su;
-
-	if (s >= 86400)
-		big = s / 86400, small = s % 86400 / 3600, bu = "d", su = "h";
-	else if (s >= 3600)
-		big = s / 3600, small = s % 3600 / 60, bu = "h", su = "m";
-	else if (s >= 60)
-		big = s / 60, small = s % 60, bu = "m", su = "s";
-	else
-		big = s, small = 0, bu = "s", su = "";
-	if (small)
-		snprintf(buf, size, "%lld%s %lld%s", big, bu, small, su);
-	else
-		snprintf(buf, size, "%lld%s", big, bu);
-	return buf;
 }

@@ -40,7 +40,3 @@ int expiry_passed(const struct expiry_points *p, int64_t end, int64_t now);
 /* Returns the unix second from which a token lasting from start to end has less than a third
  * of its life left: past it, a failing refresh is late. */
 int64_t expiry_late_at(int64_t start, int64_t end);
-
-/* Writes secs (clamped at 0) for people into buf: "7d", "6d 23h", "5h 20m", "59m 59s", "4s".
- * Returns buf. */
-char *expiry_format_left(int64_t secs, char *buf, size_t size);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/duration.h"
 #include "daemon/lifecycle-internal.h"
 #include "proto/proto.h"
 
@@ -234,8 +235,7 @@ char *lifecycle_status_line(
 	else if (passed >= 0)
 		snprintf(buf, size, "%s token for %s valid until %s (under %s left)", kind, user,
 				when,
-				expiry_format_left(
-						(int64_t)lc->warn.sec[passed], left, sizeof(left)));
+				duration_format((int64_t)lc->warn.sec[passed], left, sizeof(left)));
 	else
 		snprintf(buf, size, "%s token for %s valid until %s", kind, user, when);
 	n = strlen(buf);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/duration.h"
 #include "common/escape.h"
 #include "daemon/lifecycle-internal.h"
 #include "daemon/log.h"
@@ -86,7 +87,7 @@ int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now)
 		i = expiry_due(&lc->warn, t->expires_wall, now->wall, &t->warned);
 		if (i >= 0)
 			log_warning("%s token for %s expires in %s (at %s): %s", kind, user,
-					expiry_format_left(t->expires_wall - now->wall, left,
+					duration_format(t->expires_wall - now->wall, left,
 							sizeof(left)),
 					proto_format_time(t->expires_wall, iso, sizeof(iso)),
 					lc_renew_action(lc, action, sizeof(action)));
@@ -98,7 +99,7 @@ int64_t lifecycle_warn(struct lifecycle *lc, const struct lc_time *now)
 		return late_at(lc);
 	t->late_noted = true;
 	log_warning("%s token for %s expires in %s (at %s) and its refresh is late (%s): %s", kind,
-			user, expiry_format_left(t->expires_wall - now->wall, left, sizeof(left)),
+			user, duration_format(t->expires_wall - now->wall, left, sizeof(left)),
 			proto_format_time(t->expires_wall, iso, sizeof(iso)),
 			lc->last_error[0] ? lc->last_error : "the last login failed",
 			lc_renew_action(lc, action, sizeof(action)));

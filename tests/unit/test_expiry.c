@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The arithmetic of expiry warnings (daemon/expiry.c), table-driven with injected time: which
  * point is due, how far the handled count moves, where the next timer goes, the late point,
- * and the durations people read. */
+ * and duration_format() (common/duration.c), which writes the durations its lines show. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 /* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
+#include "common/duration.h"
 #include "daemon/expiry.h"
 
 #define D    INT64_C(86400)
@@ -128,7 +129,7 @@ static void test_late_at(void **state)
 	assert_int_equal(expiry_late_at(END, END), END);
 }
 
-static void test_format_left(void **state)
+static void test_duration_format(void **state)
 {
 	static const struct {
 		int64_t s;
@@ -148,8 +149,7 @@ static void test_format_left(void **state)
 	char buf[32];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_string_equal(
-				expiry_format_left(cases[i].s, buf, sizeof(buf)), cases[i].text);
+		assert_string_equal(duration_format(cases[i].s, buf, sizeof(buf)), cases[i].text);
 }
 
 int main(void)
@@ -159,7 +159,7 @@ int main(void)
 			cmocka_unit_test(test_points),
 			cmocka_unit_test(test_passed),
 			cmocka_unit_test(test_late_at),
-			cmocka_unit_test(test_format_left),
+			cmocka_unit_test(test_duration_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,6 +121,7 @@ static void judge(const struct reply_read *r, long long warn, long long crit, st
 	char state[32], message[600], kind[16], left[32];
 	int64_t expires_in = 0;
 	bool late = false, valid, renewed;
+	int st; /* enum proto_state, or < 0 for a state this client does not know */
 
 	if (!format_reply_str(r, PROTO_F_STATE, state, sizeof(state)))
 		state[0] = '\0';
@@ -132,31 +133,31 @@ static void judge(const struct reply_read *r, long long warn, long long crit, st
 	v->has_expiry = reply_read_int64(r, PROTO_F_EXPIRES_IN, &expires_in) == 0;
 	v->expires_in = (long long)expires_in;
 	valid = v->has_expiry ? expires_in > 0 : kind[0] != '\0';
+	st = proto_state_from_name(state);
 	/* Only a login token of an identity that logs in unattended is renewed by the daemon. */
-	renewed = strcmp(kind, PROTO_KIND_LOGIN) == 0 &&
-		  strcmp(state, proto_state_name(PROTO_STATE_LOGIN_REQUIRED)) != 0;
+	renewed = strcmp(kind, PROTO_KIND_LOGIN) == 0 && st != PROTO_STATE_LOGIN_REQUIRED;
 	v->thresholds = !renewed;
 	duration_format(v->expires_in, left, sizeof(left));
 
-	if (proto_state_from_name(state) < 0)
+	if (st < 0)
 		say(v, CHECK_UNKNOWN,
 				"the daemon reports state '%s', which this check does not "
 				"know; install matching versions of regscale-token and "
 				"regscale-tokend",
 				state);
-	else if (strcmp(state, "credentials_rejected") == 0)
+	else if (st == PROTO_STATE_CREDENTIALS_REJECTED)
 		say(v, CHECK_CRITICAL, "credentials rejected: %s", message);
-	else if (strcmp(state, "no_token") == 0)
+	else if (st == PROTO_STATE_NO_TOKEN)
 		say(v, CHECK_CRITICAL, "no token: %s", message);
-	else if (strcmp(state, "expired") == 0 || (kind[0] && !valid))
+	else if (st == PROTO_STATE_EXPIRED || (kind[0] && !valid))
 		say(v, CHECK_CRITICAL, "token expired: %s", message);
-	else if (strcmp(state, "logging_in") == 0)
+	else if (st == PROTO_STATE_LOGGING_IN)
 		say(v, CHECK_WARNING, "no token yet, logging in: %s", message);
 	else if (v->thresholds && v->has_expiry && v->expires_in <= crit)
 		say(v, CHECK_CRITICAL, "expires in %s (within --crit): %s", left, message);
 	else if (late)
 		say(v, CHECK_WARNING, "refresh late, expires in %s: %s", left, message);
-	else if (strcmp(state, "retrying") == 0)
+	else if (st == PROTO_STATE_RETRYING)
 		say(v, CHECK_WARNING, "refresh failing: %s", message);
 	else if (v->thresholds && v->has_expiry && v->expires_in <= warn)
 		say(v, CHECK_WARNING, "expires in %s (within --warn): %s", left, message);

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from harness import PYTHON, Conn
+from sdenv import context_switches
 from loginenv import (USERNAME, base_env, lg, lg_ca, lg_workdir,  # noqa: F401
                       needs_binaries, wait_until)
 
@@ -537,12 +538,6 @@ def read_file(path):
         return f.read()
 
 
-def wakeups(pid):
-    """The context switches of the daemon so far: each wake-up from epoll_wait is one."""
-    with open("/proc/%d/status" % pid) as f:
-        return [line for line in f if "ctxt_switches" in line]
-
-
 def file_daemon(lg, **kw):
     prom = os.path.join(lg.workdir, "textfile", "regscale-token.prom")
     os.mkdir(os.path.dirname(prom), 0o755)
@@ -572,11 +567,11 @@ def test_metrics_file(lg):
     # write for the last status request of wait_valid() is done.
     time.sleep(DELAY + 1)
     assert value(file_samples(d, prom), "regscale_token_connections") == 0
-    st, woken = os.stat(prom), wakeups(d.pid)
+    st, woken = os.stat(prom), context_switches(d.pid)
     time.sleep(4)
     st2 = os.stat(prom)
     assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
-    assert wakeups(d.pid) == woken  # no timer armed while nothing changes
+    assert context_switches(d.pid) == woken  # no timer armed while nothing changes
 
     # Same text as the reply: on a connection held open (so the connection count is the
     # same), once the file has counted the first metrics request, a second one answers
